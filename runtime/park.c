@@ -1,0 +1,218 @@
+/*
+ * park.c: idle workers sleep on a futex; producers wake them.
+ *
+ * Vocabulary
+ *   searching  a worker that has no work and is stealing.  At most about
+ *              half of the non-parked workers search at once (Go's rule,
+ *              2 * nsearching < nworkers - nparked), so a burst of idleness
+ *              does not turn into every core hammering every deque.
+ *   parked     a worker asleep on its park_word, listed on the idle stack.
+ *   producer   any thread that makes work visible: a spawn (deque push),
+ *              a submit (injector push).
+ *
+ * The protocol: two mirrored recipes with a StoreLoad barrier between them.
+ *
+ *   Producer                            Parking worker
+ *   P1 publish the work (push)          W1 nsearching--; register on the idle
+ *                                          stack, nparked++ (under lock)
+ *   P2 StoreLoad barrier                W2 StoreLoad barrier
+ *   P3 if nparked > 0 and nobody        W3 re-check every queue; if any work
+ *      is searching: wake one parked       is visible, unregister and go back
+ *      worker, counted as searching        to searching instead of sleeping
+ *
+ * Whatever the interleaving, either P3 sees the registration of W1 or W3
+ * sees the work of P1, so no work is left with every worker asleep.  If P3
+ * sees a searcher, that searcher has not yet passed W1, so its W3 sees the
+ * work.  A searcher that finds work stops searching; if it was the last one
+ * and workers are parked, it wakes one more (the cascade), because the work
+ * it found may have come with more behind it and the producer skipped the
+ * wake-up on seeing it search.  A woken worker is counted as searching by
+ * its waker, so one item of work wakes one worker, not all of them.
+ *
+ * The barrier is asymmetric.  P2 would cost a full fence on every spawn,
+ * more than the rest of the spawn together.  Instead W2 is a
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) call, which makes every
+ * running thread of the process execute a full barrier before it returns:
+ * either that barrier falls after a producer's P1 (so W3 sees the work) or
+ * before its P3 (so P3 sees W1's registration).  P2 is then only a compiler
+ * barrier.  Where membarrier is unavailable (old kernel, seccomp),
+ * weft__park_symmetric is set and P2 is a real fence.  Parking is the slow
+ * path (a worker already searched for tens of microseconds), so its cost is
+ * paid where it does not matter.
+ *
+ * Rejected designs: a futex per runtime that every producer touches (a
+ * shared write on every spawn); waking on every push (thundering herd);
+ * timed sleeps that poll for work (idle CPU, and latency up to the period).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "park.h"
+#include "worker.h"
+
+WEFT_HIDDEN bool weft__park_symmetric = true;
+static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+
+static void membarrier_register(void)
+{
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+
+	if (cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+		weft__park_symmetric = false;
+}
+
+static void store_load_barrier_asym(void)
+{
+	if (weft__park_symmetric || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+		atom_fence_sc();
+}
+
+void weft__futex_wait(uint32_t *addr, uint32_t val, long timeout_ns)
+{
+	struct timespec ts = { timeout_ns / 1000000000L, timeout_ns % 1000000000L };
+
+	(void)syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, timeout_ns > 0 ? &ts : NULL, NULL, 0);
+}
+
+void weft__futex_wake(uint32_t *addr, int n)
+{
+	(void)syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+int weft__idle_init(struct weft__idle *idle, unsigned nworkers)
+{
+	pthread_once(&membarrier_once, membarrier_register);
+	idle->nsearching = 0;
+	idle->nparked = 0;
+	idle->nstack = 0;
+	idle->stack = calloc(nworkers, sizeof(*idle->stack));
+	if (!idle->stack)
+		return -ENOMEM;
+	pthread_mutex_init(&idle->lock, NULL);
+	return 0;
+}
+
+void weft__idle_fini(struct weft__idle *idle)
+{
+	pthread_mutex_destroy(&idle->lock);
+	free(idle->stack);
+	idle->stack = NULL;
+}
+
+/* Pop one parked worker and wake it.  Caller has already counted it in
+ * nsearching.  Returns false if none was parked. */
+static bool wake_one(struct weft_runtime *rt)
+{
+	struct weft__idle *idle = &rt->idle;
+	struct weft__worker *w;
+
+	pthread_mutex_lock(&idle->lock);
+	if (idle->nstack == 0) {
+		pthread_mutex_unlock(&idle->lock);
+		return false;
+	}
+	w = &rt->workers[idle->stack[--idle->nstack]];
+	w->in_stack = false;
+	atom_store_32(&idle->nparked, idle->nstack);
+	atom_store_32(&w->park_word, 0);
+	pthread_mutex_unlock(&idle->lock);
+	weft__futex_wake(&w->park_word, 1);
+	return true;
+}
+
+void weft__wake_slow(struct weft_runtime *rt)
+{
+	struct weft__idle *idle = &rt->idle;
+
+	/* P3: only when nobody searches, and only one producer gets to wake
+	 * (the CAS): the woken worker is the new searcher. */
+	if (atom_load_32(&idle->nsearching) != 0 || !atom_cas_32(&idle->nsearching, 0, 1))
+		return;
+	if (!wake_one(rt))
+		atom_faa_32(&idle->nsearching, (uint32_t)-1);
+}
+
+bool weft__search_begin(struct weft_runtime *rt)
+{
+	struct weft__idle *idle = &rt->idle;
+	uint32_t s = atom_load_32(&idle->nsearching);
+	uint32_t active = rt->nworkers - atom_load_32(&idle->nparked);
+
+	if (2 * s >= active && s != 0)
+		return false;
+	atom_faa_32(&idle->nsearching, 1);
+	return true;
+}
+
+void weft__search_end(struct weft_runtime *rt, bool found)
+{
+	struct weft__idle *idle = &rt->idle;
+	uint32_t prev = atom_faa_32(&idle->nsearching, (uint32_t)-1);
+
+	/* The cascade: the last searcher to find work wakes another. */
+	if (found && prev == 1 && atom_load_32(&idle->nparked) != 0)
+		weft__wake_slow(rt);
+}
+
+bool weft__park(struct weft__worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	struct weft__idle *idle = &rt->idle;
+
+	/* W1: register.  park_word goes to 1 before anyone can see us on the
+	 * stack, so a waker's store of 0 is never overwritten. */
+	atom_store_32(&w->park_word, 1);
+	pthread_mutex_lock(&idle->lock);
+	idle->stack[idle->nstack++] = w->index;
+	w->in_stack = true;
+	atom_store_32(&idle->nparked, idle->nstack);
+	pthread_mutex_unlock(&idle->lock);
+
+	store_load_barrier_asym(); /* W2, pairs with P2 in weft__notify */
+
+	/* W3: re-check. */
+	if (weft__work_visible(rt) || atom_load_32(&rt->stop)) {
+		bool self_removed = false;
+
+		pthread_mutex_lock(&idle->lock);
+		if (w->in_stack) {
+			unsigned i;
+			for (i = 0; i < idle->nstack; i++)
+				if (idle->stack[i] == w->index)
+					break;
+			idle->stack[i] = idle->stack[--idle->nstack];
+			w->in_stack = false;
+			atom_store_32(&idle->nparked, idle->nstack);
+			atom_store_32(&w->park_word, 0);
+			self_removed = true;
+		}
+		pthread_mutex_unlock(&idle->lock);
+		if (self_removed)
+			return false;
+		/* A waker already took us off the stack and counted us as a
+		 * searcher; its store of 0 to park_word follows. */
+	}
+	while (atom_load_32(&w->park_word) == 1)
+		weft__futex_wait(&w->park_word, 1, 0);
+	return true;
+}
+
+void weft__wake_all(struct weft_runtime *rt)
+{
+	for (;;) {
+		atom_faa_32(&rt->idle.nsearching, 1);
+		if (!wake_one(rt)) {
+			atom_faa_32(&rt->idle.nsearching, (uint32_t)-1);
+			return;
+		}
+	}
+}

@@ -1,0 +1,230 @@
+/*
+ * runtime.c: configuration, creating and destroying a runtime.
+ *
+ * Lifecycle invariants
+ *   - create either returns a runtime whose workers all run, or frees
+ *     everything it made and returns an error.
+ *   - destroy finishes all submitted work first (see the shutdown steps in
+ *     scheduler.c), so nothing a caller handed over is lost; it refuses to
+ *     run on one of the runtime's own workers (it would wait for itself).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "worker.h"
+
+#define WORKERS_MAX 4096
+
+static bool env_ulong(const char *name, unsigned long *out)
+{
+	const char *s = getenv(name);
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || s[0] == '-')
+		return false;
+	*out = v;
+	return true;
+}
+
+void weft_config_init(weft_config_t *cfg)
+{
+	unsigned long v;
+
+	if (!cfg)
+		return;
+	memset(cfg, 0, sizeof(*cfg));
+	if (env_ulong("WEFT_WORKERS", &v) && v >= 1 && v <= WORKERS_MAX)
+		cfg->workers = (unsigned)v;
+	if (env_ulong("WEFT_PIN", &v) && v <= 1)
+		cfg->pin = (int)v;
+	if (env_ulong("WEFT_STACK", &v) && v >= (unsigned long)PTHREAD_STACK_MIN)
+		cfg->stack_size = v;
+}
+
+/* CPUs in the process's affinity mask, in order. */
+static unsigned affinity_cpus(cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	if (sched_getaffinity(0, sizeof(*set), set) != 0 || CPU_COUNT(set) == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		unsigned i;
+		CPU_ZERO(set);
+		for (i = 0; i < (n > 0 ? (unsigned)n : 1U) && i < CPU_SETSIZE; i++)
+			CPU_SET(i, set);
+	}
+	return (unsigned)CPU_COUNT(set);
+}
+
+static int nth_cpu(const cpu_set_t *set, unsigned n)
+{
+	unsigned count = (unsigned)CPU_COUNT(set), seen = 0;
+	int c;
+
+	n %= count;
+	for (c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, set) && seen++ == n)
+			return c;
+	return 0;
+}
+
+static void stop_workers(weft_runtime_t *rt, unsigned started)
+{
+	unsigned i;
+
+	atom_store_32(&rt->stop, 1);
+	weft__wake_all(rt);
+	for (i = 0; i < started; i++)
+		pthread_join(rt->workers[i].thread, NULL);
+}
+
+static void free_runtime(weft_runtime_t *rt, unsigned deques)
+{
+	unsigned i;
+
+	for (i = 0; i < deques; i++)
+		weft__deque_fini(&rt->workers[i].dq);
+	free(rt->workers);
+	weft__idle_fini(&rt->idle);
+	weft__injector_fini(&rt->inj);
+	free(rt);
+}
+
+int weft_runtime_create(weft_runtime_t **out, const weft_config_t *cfg)
+{
+	weft_config_t c;
+	weft_runtime_t *rt;
+	cpu_set_t cpus;
+	unsigned ncpu, i;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (cfg)
+		c = *cfg;
+	else
+		weft_config_init(&c);
+	ncpu = affinity_cpus(&cpus);
+	if (c.workers == 0)
+		c.workers = ncpu;
+	if (c.stack_size == 0)
+		c.stack_size = WEFT_STACK_DEFAULT;
+	if (c.deque_log2 == 0)
+		c.deque_log2 = WEFT_DEQUE_LOG2_DEFAULT;
+	if (c.workers > WORKERS_MAX || c.stack_size < (size_t)PTHREAD_STACK_MIN || c.deque_log2 > WEFT_DEQUE_LOG2_MAX ||
+	    (c.pin != 0 && c.pin != 1))
+		return -EINVAL;
+
+	rt = calloc(1, sizeof(*rt));
+	if (!rt)
+		return -ENOMEM;
+	rt->cfg = c;
+	rt->nworkers = c.workers;
+	if (weft__injector_init(&rt->inj)) {
+		free(rt);
+		return -ENOMEM;
+	}
+	if (weft__idle_init(&rt->idle, c.workers)) {
+		weft__injector_fini(&rt->inj);
+		free(rt);
+		return -ENOMEM;
+	}
+	if (posix_memalign((void **)&rt->workers, WEFT_CACHELINE, c.workers * sizeof(*rt->workers))) {
+		rt->workers = NULL;
+		free_runtime(rt, 0);
+		return -ENOMEM;
+	}
+	memset(rt->workers, 0, c.workers * sizeof(*rt->workers));
+	for (i = 0; i < c.workers; i++) {
+		struct weft__worker *w = &rt->workers[i];
+		if (weft__deque_init(&w->dq, c.deque_log2)) {
+			free_runtime(rt, i);
+			return -ENOMEM;
+		}
+		w->rt = rt;
+		w->index = i;
+		w->rng = 0x9e3779b97f4a7c15ULL * (i + 1) ^ (uint64_t)(uintptr_t)rt;
+		if (!w->rng)
+			w->rng = 1;
+	}
+
+	/* Workers start with every signal blocked, so the program's signal
+	 * handling stays on its own threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	rc = pthread_attr_setstacksize(&attr, c.stack_size);
+	for (i = 0; rc == 0 && i < c.workers; i++) {
+		if (c.pin) {
+			cpu_set_t one;
+			CPU_ZERO(&one);
+			CPU_SET(nth_cpu(&cpus, i), &one);
+			pthread_attr_setaffinity_np(&attr, sizeof(one), &one);
+		}
+		rc = pthread_create(&rt->workers[i].thread, &attr, weft__worker_main, &rt->workers[i]);
+	}
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		stop_workers(rt, rc == 0 ? i : i - 1);
+		free_runtime(rt, c.workers);
+		return rc == EINVAL ? -EINVAL : -EAGAIN;
+	}
+	*out = rt;
+	return 0;
+}
+
+int weft_runtime_destroy(weft_runtime_t *rt)
+{
+	struct weft__worker *self = weft__self();
+
+	if (!rt)
+		return -EINVAL;
+	if (self && self->rt == rt)
+		return -EDEADLK;
+	/* A full barrier (exchange): pairs with the decrement-then-load of
+	 * closing in weft__outstanding_put, so either that completion sees
+	 * closing and bumps drain_word, or we see outstanding reach 0. */
+	(void)atom_fas_32(&rt->closing, 1);
+	/* Wait for every submission (and so everything it spawned). */
+	for (;;) {
+		uint32_t seq = atom_load_32(&rt->drain_word);
+		if (atom_load_64(&rt->outstanding) == 0)
+			break;
+		weft__futex_wait(&rt->drain_word, seq, 0);
+	}
+	stop_workers(rt, rt->nworkers);
+	free_runtime(rt, rt->nworkers);
+	return 0;
+}
+
+unsigned weft_runtime_workers(const weft_runtime_t *rt)
+{
+	return rt ? rt->nworkers : 0;
+}
+
+int weft_worker_index(void)
+{
+	struct weft__worker *w = weft__self();
+	return w ? (int)w->index : -1;
+}
+
+weft_runtime_t *weft_runtime_current(void)
+{
+	struct weft__worker *w = weft__self();
+	return w ? w->rt : NULL;
+}

@@ -1,0 +1,201 @@
+/*
+ * scheduler.c: what a worker does, and in which order.
+ *
+ * Vocabulary
+ *   worker    one pthread of a runtime, with its own deque (deque.h).
+ *   task      a record {fn, arg, group}; spawned onto the spawning worker's
+ *             deque, or submitted from outside through the injector.
+ *   group     a weft_group_t counting its tasks (group.c).
+ *   helping   running other tasks while waiting for a group or a future,
+ *             instead of blocking the worker.
+ *
+ * Finding work, in order (find_work):
+ *   1. every WEFT_INJECT_INTERVAL tasks, the injector first (fairness: a
+ *      deep local tree cannot starve outside submissions);
+ *   2. the own deque, newest first (work-first: the child just spawned is
+ *      hot in cache, and its parent stays stealable);
+ *   3. the injector;
+ *   4. one steal round: every other worker once, starting at a random one.
+ * With nothing found the worker searches (steal rounds with ck_backoff
+ * between them), then parks (park.c).  Spawns wake parked workers through
+ * weft__notify.
+ *
+ * Invariants
+ *   I1  a task record is run exactly once: it leaves a deque through exactly
+ *       one successful take or steal (deque.h, I3), or the injector through
+ *       exactly one dequeue (injector.h, I1).
+ *   I2  a worker runs nested tasks only on its own stack, from inside
+ *       weft_wait/weft_future_wait; foreign (stolen or injected) work is
+ *       nested at most WEFT_HELP_DEPTH_MAX deep, which bounds the stack that
+ *       helping adds to the program's own recursion.
+ *   I3  a worker exits only when rt->stop is set, which happens after
+ *       weft_runtime_destroy saw outstanding == 0: every submission and
+ *       everything it spawned (it waits for its groups) has completed.
+ *
+ * Shutdown, in steps (runtime.c): closing = 1, so outside submissions are
+ * refused; wait for outstanding == 0; stop = 1; wake every parked worker;
+ * join; free.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdlib.h>
+
+#include <ck_backoff.h>
+
+#include "worker.h"
+
+WEFT_HIDDEN __thread struct weft__worker *weft__tls_self __attribute__((tls_model("initial-exec")));
+
+static inline uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+void weft__run_task(struct weft__worker *w, const struct weft__task *t)
+{
+	struct weft_group *g = t->group;
+
+	t->fn(t->arg);
+	if (g) {
+		/* Pairs with the acquire loads in group_done (group.c). */
+		if (g->owner_ == (void *)w)
+			g->done_++;
+		else
+			atom_inc_u64(&g->remote_done_);
+	}
+}
+
+static bool inject_take(struct weft__worker *w, struct weft__task *t)
+{
+	struct weft_future *f = weft__injector_pop(&w->rt->inj);
+
+	if (!f)
+		return false;
+	t->fn = weft__submission_run;
+	t->arg = f;
+	t->group = NULL;
+	return true;
+}
+
+/* One pass over the other workers from a random start. */
+static bool steal_round(struct weft__worker *w, struct weft__task *t)
+{
+	struct weft_runtime *rt = w->rt;
+	unsigned n = rt->nworkers, i, v;
+
+	if (n < 2)
+		return false;
+	v = (unsigned)(rng_next(&w->rng) % n);
+	for (i = 0; i < n; i++, v = (v + 1 == n) ? 0 : v + 1) {
+		if (v == w->index)
+			continue;
+		for (;;) {
+			enum weft__steal r = weft__deque_steal(&rt->workers[v].dq, t);
+			if (r == WEFT_STEAL_OK)
+				return true;
+			if (r == WEFT_STEAL_EMPTY)
+				break;
+			/* ABORT: lost a race on a non-empty deque; try it again. */
+		}
+	}
+	return false;
+}
+
+bool weft__work_visible(struct weft_runtime *rt)
+{
+	unsigned i;
+
+	if (weft__injector_nonempty(&rt->inj))
+		return true;
+	for (i = 0; i < rt->nworkers; i++)
+		if (weft__deque_size_hint(&rt->workers[i].dq) > 0)
+			return true;
+	return false;
+}
+
+static bool find_work(struct weft__worker *w, struct weft__task *t)
+{
+	if (++w->tick >= WEFT_INJECT_INTERVAL) {
+		w->tick = 0;
+		if (inject_take(w, t))
+			return true;
+	}
+	return weft__deque_take(&w->dq, t) || inject_take(w, t) || steal_round(w, t);
+}
+
+bool weft__help_once(struct weft__worker *w)
+{
+	struct weft__task t;
+
+	if (weft__deque_take(&w->dq, &t)) {
+		weft__run_task(w, &t);
+		return true;
+	}
+	if (w->help_depth >= WEFT_HELP_DEPTH_MAX)
+		return false;
+	if (steal_round(w, &t) || inject_take(w, &t)) {
+		w->help_depth++;
+		weft__run_task(w, &t);
+		w->help_depth--;
+		return true;
+	}
+	return false;
+}
+
+/* Search, then park, until a task is found (true) or the runtime stops. */
+static bool idle(struct weft__worker *w, struct weft__task *t)
+{
+	struct weft_runtime *rt = w->rt;
+	bool searching = weft__search_begin(rt);
+
+	for (;;) {
+		if (searching) {
+			ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
+			unsigned round;
+			for (round = 0; round < WEFT_SEARCH_ROUNDS; round++) {
+				if (steal_round(w, t) || inject_take(w, t)) {
+					weft__search_end(rt, true);
+					return true;
+				}
+				if (atom_load_32(&rt->stop))
+					break;
+				if (backoff < WEFT_BACKOFF_CEILING)
+					ck_backoff_eb(&backoff);
+				else
+					sched_yield();
+			}
+			weft__search_end(rt, false);
+		}
+		if (atom_load_32(&rt->stop))
+			return false;
+		if (weft__park(w)) {
+			searching = true; /* the waker counted us */
+		} else {
+			/* The re-check saw work: take it if it is still there. */
+			if (inject_take(w, t) || steal_round(w, t))
+				return true;
+			searching = weft__search_begin(rt);
+		}
+	}
+}
+
+void *weft__worker_main(void *arg)
+{
+	struct weft__worker *w = arg;
+	struct weft_runtime *rt = w->rt;
+	struct weft__task t;
+
+	weft__tls_self = w;
+	for (;;) {
+		if (find_work(w, &t) || idle(w, &t))
+			weft__run_task(w, &t);
+		else if (atom_load_32(&rt->stop))
+			break;
+	}
+	weft__tls_self = NULL;
+	return NULL;
+}

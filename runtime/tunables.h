@@ -1,0 +1,49 @@
+/*
+ * tunables.h: every scheduling constant, with the reason for its value.
+ * Builds with -DWEFT_TEST_SMALL shrink capacities so that the growth and
+ * overflow paths run in tests.
+ */
+#ifndef WEFT_TUNABLES_H
+#define WEFT_TUNABLES_H
+
+#define WEFT_CACHELINE 64
+
+/* Initial deque capacity (log2).  1024 tasks cover the depth x breadth of
+ * ordinary recursive fork-join without growing; growth doubles. */
+#ifdef WEFT_TEST_SMALL
+#define WEFT_DEQUE_LOG2_DEFAULT 2
+#else
+#define WEFT_DEQUE_LOG2_DEFAULT 10
+#endif
+#define WEFT_DEQUE_LOG2_MAX 24
+
+/* Injection ring capacity (log2).  Outside submissions beyond it go to a
+ * locked overflow list, so a burst never blocks or fails the submitter. */
+#ifdef WEFT_TEST_SMALL
+#define WEFT_INJECT_LOG2 2
+#else
+#define WEFT_INJECT_LOG2 12
+#endif
+
+/* A worker checks the injection queue before its own deque every this many
+ * local tasks, so outside work is not starved by a deep local tree.  Prime,
+ * as in Go's schedtick % 61, so it does not beat with loop periods. */
+#define WEFT_INJECT_INTERVAL 61
+
+/* Steal rounds (each a pass over all other workers, in random order of
+ * start) that a searching worker makes, with exponential ck_backoff between
+ * them, before it parks.  With 2 workers and the backoff ceiling below this
+ * is about 30-60 us of searching: long enough to catch the next spawn of a
+ * fork-join phase, short enough that idle is idle. */
+#define WEFT_SEARCH_ROUNDS 64
+#define WEFT_BACKOFF_CEILING (1U << 12)
+
+/* A waiting worker steals foreign work only this many levels deep; beyond
+ * it, it only runs its own tasks and waits.  This bounds the stack that
+ * helping can add on top of the program's own recursion. */
+#define WEFT_HELP_DEPTH_MAX 32
+
+/* Default worker stack: deep recursion (fib(40) plus helping) runs on it. */
+#define WEFT_STACK_DEFAULT (8UL << 20)
+
+#endif /* WEFT_TUNABLES_H */

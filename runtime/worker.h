@@ -1,0 +1,85 @@
+/*
+ * worker.h: the runtime's internal types, shared by the scheduler files.
+ * Never installed.
+ */
+#ifndef WEFT_WORKER_H
+#define WEFT_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deque.h"
+#include "injector.h"
+#include "park.h"
+#include "tunables.h"
+#include "weft.h"
+
+#define WEFT_HIDDEN __attribute__((visibility("hidden")))
+
+struct weft__worker {
+	/* Thief-visible: the deque (its own lines inside). */
+	struct weft__deque dq;
+	/* Park word: 1 while parked, 0 otherwise; futex address. */
+	uint32_t park_word __attribute__((aligned(WEFT_CACHELINE)));
+	bool in_stack; /* on the idle stack; under idle.lock */
+	/* Owner-private from here. */
+	struct weft_runtime *rt __attribute__((aligned(WEFT_CACHELINE)));
+	unsigned index;
+	unsigned tick;        /* tasks run since the injector was checked */
+	unsigned help_depth;  /* nested foreign tasks run while waiting */
+	uint64_t rng;         /* xorshift state for victim choice */
+	pthread_t thread;
+};
+
+/* A submitted task and its completion state: weft_future_t.  Also the item
+ * type of the injection queue. */
+struct weft_future {
+	uint32_t state;   /* 0 pending, 1 done; futex word for waiters */
+	uint32_t waiters; /* threads sleeping on state */
+	uint32_t refs;    /* the runtime's and the caller's */
+	struct weft_runtime *rt;
+	weft_task_fn fn;
+	void *arg;
+	struct weft_future *next; /* injector overflow link */
+};
+
+struct weft_runtime {
+	unsigned nworkers;
+	struct weft__worker *workers; /* array, cache-line aligned */
+	struct weft__idle idle;
+	struct weft__injector inj;
+	weft_config_t cfg;
+	/* Submissions not yet completed; destroy waits for 0. */
+	int64_t outstanding __attribute__((aligned(WEFT_CACHELINE)));
+	uint32_t closing;     /* destroy started: outside submits refused */
+	uint32_t drain_word;  /* futex: bumped when outstanding reaches 0 */
+	uint32_t stop;        /* workers exit when they see it */
+};
+
+/* The worker running on this thread, NULL elsewhere. */
+extern __thread struct weft__worker *weft__tls_self __attribute__((tls_model("initial-exec")));
+
+static inline struct weft__worker *weft__self(void) { return weft__tls_self; }
+
+/* Scheduler (scheduler.c). */
+void *weft__worker_main(void *arg);
+/* Run one task to completion and count it in its group.  Owner worker. */
+void weft__run_task(struct weft__worker *w, const struct weft__task *t);
+/* One step of helping while waiting: run one task if any can be found.
+ * Returns true if it ran one.  Owner worker. */
+bool weft__help_once(struct weft__worker *w);
+/* Whether any queue (injector or deque) looks non-empty.  Any thread. */
+bool weft__work_visible(struct weft_runtime *rt);
+
+/* Futures (future.c).  Runs a submission on the calling worker. */
+void weft__submission_run(void *rec);
+/* Count n submissions (or submitters) out of rt->outstanding; wakes a
+ * draining weft_runtime_destroy when it reaches 0.  Any thread. */
+void weft__outstanding_put(struct weft_runtime *rt, int64_t n);
+
+/* Futex wrappers (park.c).  Any thread. */
+void weft__futex_wait(uint32_t *addr, uint32_t val, long timeout_ns);
+void weft__futex_wake(uint32_t *addr, int n);
+
+#endif /* WEFT_WORKER_H */
