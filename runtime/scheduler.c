@@ -55,20 +55,6 @@ static inline uint64_t rng_next(uint64_t *s)
 	return *s = x;
 }
 
-void weft__run_task(struct weft__worker *w, const struct weft__task *t)
-{
-	struct weft_group *g = t->group;
-
-	t->fn(t->arg);
-	if (g) {
-		/* Pairs with the acquire loads in group_done (group.c). */
-		if (g->owner_ == (void *)w)
-			g->done_++;
-		else
-			atom_inc_u64(&g->remote_done_);
-	}
-}
-
 static bool inject_take(struct weft__worker *w, struct weft__task *t)
 {
 	struct weft_future *f = weft__injector_pop(&w->rt->inj);
@@ -127,14 +113,10 @@ static bool find_work(struct weft__worker *w, struct weft__task *t)
 	return weft__deque_take(&w->dq, t) || inject_take(w, t) || steal_round(w, t);
 }
 
-bool weft__help_once(struct weft__worker *w)
+bool weft__help_foreign(struct weft__worker *w)
 {
 	struct weft__task t;
 
-	if (weft__deque_take(&w->dq, &t)) {
-		weft__run_task(w, &t);
-		return true;
-	}
 	if (w->help_depth >= WEFT_HELP_DEPTH_MAX)
 		return false;
 	if (steal_round(w, &t) || inject_take(w, &t)) {

@@ -64,11 +64,36 @@ static inline struct weft__worker *weft__self(void) { return weft__tls_self; }
 
 /* Scheduler (scheduler.c). */
 void *weft__worker_main(void *arg);
-/* Run one task to completion and count it in its group.  Owner worker. */
-void weft__run_task(struct weft__worker *w, const struct weft__task *t);
-/* One step of helping while waiting: run one task if any can be found.
+/* Run one stolen or injected task, within the helping depth limit.
  * Returns true if it ran one.  Owner worker. */
-bool weft__help_once(struct weft__worker *w);
+bool weft__help_foreign(struct weft__worker *w);
+/* Run one task to completion and count it in its group (group.c explains
+ * the counting).  Owner worker. */
+static inline void weft__run_task(struct weft__worker *w, const struct weft__task *t)
+{
+	struct weft_group *g = t->group;
+
+	t->fn(t->arg);
+	if (g) {
+		/* Pairs with the acquire loads in group_done (group.c). */
+		if (g->owner_ == (void *)w)
+			g->done_++;
+		else
+			atom_inc_u64(&g->remote_done_);
+	}
+}
+/* One step of helping while waiting: run one task if any can be found, the
+ * own deque's first.  Returns true if it ran one.  Owner worker. */
+static inline bool weft__help_once(struct weft__worker *w)
+{
+	struct weft__task t;
+
+	if (weft__deque_take(&w->dq, &t)) {
+		weft__run_task(w, &t);
+		return true;
+	}
+	return weft__help_foreign(w);
+}
 /* Whether any queue (injector or deque) looks non-empty.  Any thread. */
 bool weft__work_visible(struct weft_runtime *rt);
 
