@@ -125,8 +125,7 @@ int weft_runtime_create(weft_runtime_t **out, const weft_config_t *cfg)
 		c.stack_size = WEFT_STACK_DEFAULT;
 	if (c.deque_log2 == 0)
 		c.deque_log2 = WEFT_DEQUE_LOG2_DEFAULT;
-	if (c.workers > WORKERS_MAX || c.stack_size < (size_t)PTHREAD_STACK_MIN || c.deque_log2 > WEFT_DEQUE_LOG2_MAX ||
-	    (c.pin != 0 && c.pin != 1))
+	if (c.workers > WORKERS_MAX || c.stack_size < (size_t)PTHREAD_STACK_MIN || c.deque_log2 > WEFT_DEQUE_LOG2_MAX)
 		return -EINVAL;
 
 	rt = calloc(1, sizeof(*rt));
