@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,6 +44,13 @@ typedef struct weft_config {
 	/* log2 of each worker deque's initial capacity (it grows on demand);
 	 * 0 = 10 (1024 tasks). Accepted range 1..24. */
 	unsigned deque_log2;
+	/* Nonzero: print weft_stats_print's summary to stderr at destroy. */
+	int stats_at_exit;
+	/* Non-NULL: record a scheduling trace and write it to this path at
+	 * destroy (see weft_trace_write).  The string must outlive create. */
+	const char *trace_path;
+	/* Events kept per worker (a ring: the newest survive); 0 = 262144. */
+	unsigned trace_events;
 } weft_config_t;
 
 /*
@@ -50,6 +58,9 @@ typedef struct weft_config {
  *   WEFT_WORKERS=N   workers
  *   WEFT_PIN=0|1     pin
  *   WEFT_STACK=BYTES stack_size
+ *   WEFT_STATS=1     stats_at_exit
+ *   WEFT_TRACE=PATH  trace_path (the environment's string is used as is)
+ *   WEFT_TRACE_EVENTS=N trace_events
  * Malformed values are ignored (the default stays).
  */
 WEFT_EXTERN void weft_config_init(weft_config_t *cfg);
@@ -152,6 +163,45 @@ typedef void (*weft_range_fn)(size_t lo, size_t hi, void *ctx);
  */
 WEFT_EXTERN int weft_parallel_for(size_t begin, size_t end, size_t grain,
                                   weft_range_fn body, void *ctx);
+
+/*
+ * Statistics.  Each worker keeps its own counters (owner-written, no shared
+ * cache line); a snapshot sums them.  Counters only grow.  Built without
+ * them (./configure --disable-stats) every counter reads 0.
+ */
+typedef struct weft_stats {
+	uint64_t tasks_run;      /* tasks run to completion: spawned + submitted */
+	uint64_t spawns;         /* successful weft_spawn calls */
+	uint64_t submits;        /* successful weft_submit calls (weft_run included) */
+	uint64_t injected;       /* tasks taken from the outside-submission queue */
+	uint64_t steal_attempts; /* steal tries on another worker's deque */
+	uint64_t steals;         /* of which took a task */
+	uint64_t parks;          /* times a worker went to sleep */
+	uint64_t wakeups;        /* times a sleeping worker was woken */
+	uint64_t parked_ns;      /* time spent asleep */
+} weft_stats_t;
+
+/*
+ * Snapshot the counters: per_worker[i] for the first min(n, workers)
+ * workers (per_worker may be NULL when n is 0), and *total (may be NULL) the
+ * sum over all workers plus what outside threads did (their submits).
+ * Counts are exact once the runtime is quiescent; while it runs each
+ * counter is a recent value.  Returns the number of workers, or -EINVAL.
+ */
+WEFT_EXTERN int weft_stats_get(const weft_runtime_t *rt, weft_stats_t *total,
+                               weft_stats_t *per_worker, unsigned n);
+
+/* Write a human summary of the counters, a line per worker and a total, to
+ * out.  Returns 0, -EINVAL (rt or out NULL) or -EIO. */
+WEFT_EXTERN int weft_stats_print(const weft_runtime_t *rt, FILE *out);
+
+/*
+ * Write the scheduling trace recorded so far (see trace_path) to path, in
+ * the format tools/weft-trace reads.  Returns 0, -EINVAL (rt or path NULL),
+ * -ENOTSUP (tracing off for rt, or built with --disable-trace), or the
+ * negative errno of the failed open or write.
+ */
+WEFT_EXTERN int weft_trace_write(weft_runtime_t *rt, const char *path);
 
 /* A short English description of a weft error code (negative errno). */
 WEFT_EXTERN const char *weft_strerror(int err);

@@ -19,10 +19,7 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdlib.h>
-
-#include <ck_backoff.h>
 
 #include "worker.h"
 
@@ -74,6 +71,7 @@ int weft_submit(weft_runtime_t *rt, weft_task_fn fn, void *arg, weft_future_t **
 	f->next = NULL;
 
 	if (self && self->rt == rt) {
+		WEFT_STAT_INC(self, submits);
 		/* From inside the runtime: local work, on the own deque.  Work
 		 * still running keeps outstanding above 0, so destroy cannot
 		 * have passed its drain: no closing check here. */
@@ -93,6 +91,7 @@ int weft_submit(weft_runtime_t *rt, weft_task_fn fn, void *arg, weft_future_t **
 			free(f);
 			return -ESHUTDOWN;
 		}
+		atom_faa_64(&rt->outside_submits, 1);
 		weft__injector_push(&rt->inj, f);
 		atom_fence_sc(); /* P2 for outside producers: a submit is not hot */
 		weft__notify(rt, &rt->idle);
@@ -108,6 +107,11 @@ int weft_future_done(const weft_future_t *f)
 	return f ? (int)atom_load_32((uint32_t *)&f->state) : 0;
 }
 
+static bool future_done_cb(void *f)
+{
+	return atom_load_32(&((struct weft_future *)f)->state) != 0;
+}
+
 int weft_future_wait(weft_future_t *f)
 {
 	struct weft__worker *self = weft__self();
@@ -117,17 +121,8 @@ int weft_future_wait(weft_future_t *f)
 	if (atom_load_32(&f->state))
 		return 0;
 	if (self) {
-		/* On a worker: help until done; back off, then yield, when
-		 * there is nothing to run. */
-		ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
-		while (!atom_load_32(&f->state)) {
-			if (weft__help_once(self))
-				backoff = CK_BACKOFF_INITIALIZER;
-			else if (backoff < WEFT_BACKOFF_CEILING)
-				ck_backoff_eb(&backoff);
-			else
-				sched_yield();
-		}
+		/* On a worker: run other tasks until it is done. */
+		weft__help_until(self, future_done_cb, f);
 		return 0;
 	}
 	atom_faa_32(&f->waiters, 1);

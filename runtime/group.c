@@ -22,9 +22,6 @@
  *       equality cannot be reached while a counted task is still running.
  */
 #include <errno.h>
-#include <sched.h>
-
-#include <ck_backoff.h>
 
 #include "worker.h"
 
@@ -63,6 +60,7 @@ int weft_spawn(weft_group_t *g, weft_task_fn fn, void *arg)
 		g->spawned_++;
 	else
 		atom_inc_u64(&g->remote_spawned_);
+	WEFT_STAT_INC(w, spawns);
 	weft__notify(w->rt, &w->rt->idle);
 	return 0;
 }
@@ -74,22 +72,27 @@ static inline bool group_done(weft_group_t *g)
 	return g->spawned_ + rspawned == g->done_ + rdone;
 }
 
+static bool group_done_cb(void *g)
+{
+	return group_done(g);
+}
+
 int weft_wait(weft_group_t *g)
 {
 	struct weft__worker *w = weft__self();
-	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
+	struct weft__task t;
 
 	if (!g)
 		return -EINVAL;
 	if (!w || g->owner_ != (void *)w)
 		return -EPERM;
+	/* Fast path: the children are still in the own deque. */
 	while (!group_done(g)) {
-		if (weft__help_once(w))
-			backoff = CK_BACKOFF_INITIALIZER;
-		else if (backoff < WEFT_BACKOFF_CEILING)
-			ck_backoff_eb(&backoff);
-		else
-			sched_yield();
+		if (!weft__deque_take(&w->dq, &t)) {
+			weft__help_until(w, group_done_cb, g);
+			break;
+		}
+		weft__run_task(w, &t);
 	}
 	return 0;
 }

@@ -201,8 +201,18 @@ bool weft__park(struct weft__worker *w)
 		/* A waker already took us off the stack and counted us as a
 		 * searcher; its store of 0 to park_word follows. */
 	}
-	while (atom_load_32(&w->park_word) == 1)
-		weft__futex_wait(&w->park_word, 1, 0);
+	WEFT_STAT_INC(w, parks);
+	WEFT_TRACE(w, WEFT_EV_PARK, 0, 0);
+	{
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		while (atom_load_32(&w->park_word) == 1)
+			weft__futex_wait(&w->park_word, 1, 0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		WEFT_STAT_ADD(w, parked_ns, (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+	}
+	WEFT_STAT_INC(w, wakeups);
+	WEFT_TRACE(w, WEFT_EV_UNPARK, 0, 0);
 	return true;
 }
 

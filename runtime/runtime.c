@@ -14,9 +14,11 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "worker.h"
 
@@ -51,6 +53,12 @@ void weft_config_init(weft_config_t *cfg)
 		cfg->pin = (int)v;
 	if (env_ulong("WEFT_STACK", &v) && v >= (unsigned long)PTHREAD_STACK_MIN)
 		cfg->stack_size = v;
+	if (env_ulong("WEFT_STATS", &v) && v <= 1)
+		cfg->stats_at_exit = (int)v;
+	if (getenv("WEFT_TRACE") && *getenv("WEFT_TRACE"))
+		cfg->trace_path = getenv("WEFT_TRACE");
+	if (env_ulong("WEFT_TRACE_EVENTS", &v) && v >= 1 && v <= (1UL << 28))
+		cfg->trace_events = (unsigned)v;
 }
 
 /* CPUs in the process's affinity mask, in order. */
@@ -93,6 +101,7 @@ static void free_runtime(weft_runtime_t *rt, unsigned deques)
 {
 	unsigned i;
 
+	weft__trace_fini(rt);
 	for (i = 0; i < deques; i++)
 		weft__deque_fini(&rt->workers[i].dq);
 	free(rt->workers);
@@ -160,6 +169,10 @@ int weft_runtime_create(weft_runtime_t **out, const weft_config_t *cfg)
 		if (!w->rng)
 			w->rng = 1;
 	}
+	if (weft__trace_init(rt)) {
+		free_runtime(rt, c.workers);
+		return -ENOMEM;
+	}
 
 	/* Workers start with every signal blocked, so the program's signal
 	 * handling stays on its own threads. */
@@ -207,6 +220,9 @@ int weft_runtime_destroy(weft_runtime_t *rt)
 		weft__futex_wait(&rt->drain_word, seq, 0);
 	}
 	stop_workers(rt, rt->nworkers);
+	if (rt->cfg.stats_at_exit)
+		weft_stats_print(rt, stderr);
+	weft__trace_flush(rt);
 	free_runtime(rt, rt->nworkers);
 	return 0;
 }

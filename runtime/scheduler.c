@@ -61,6 +61,7 @@ static bool inject_take(struct weft__worker *w, struct weft__task *t)
 
 	if (!f)
 		return false;
+	WEFT_STAT_INC(w, injected);
 	t->fn = weft__submission_run;
 	t->arg = f;
 	t->group = NULL;
@@ -81,8 +82,12 @@ static bool steal_round(struct weft__worker *w, struct weft__task *t)
 			continue;
 		for (;;) {
 			enum weft__steal r = weft__deque_steal(&rt->workers[v].dq, t);
-			if (r == WEFT_STEAL_OK)
+			WEFT_STAT_INC(w, steal_attempts);
+			if (r == WEFT_STEAL_OK) {
+				WEFT_STAT_INC(w, steals);
+				WEFT_TRACE(w, WEFT_EV_STEAL, v, (uintptr_t)t->fn);
 				return true;
+			}
 			if (r == WEFT_STEAL_EMPTY)
 				break;
 			/* ABORT: lost a race on a non-empty deque; try it again. */
@@ -103,33 +108,73 @@ bool weft__work_visible(struct weft_runtime *rt)
 	return false;
 }
 
-static bool find_work(struct weft__worker *w, struct weft__task *t)
+/* Returns the task's source (enum weft_trace_source), or -1 for none. */
+static int find_work(struct weft__worker *w, struct weft__task *t)
 {
 	if (++w->tick >= WEFT_INJECT_INTERVAL) {
 		w->tick = 0;
 		if (inject_take(w, t))
-			return true;
+			return WEFT_SRC_INJECTED;
 	}
-	return weft__deque_take(&w->dq, t) || inject_take(w, t) || steal_round(w, t);
+	if (weft__deque_take(&w->dq, t))
+		return WEFT_SRC_LOCAL;
+	if (inject_take(w, t))
+		return WEFT_SRC_INJECTED;
+	if (steal_round(w, t))
+		return WEFT_SRC_STOLEN;
+	return -1;
 }
 
-bool weft__help_foreign(struct weft__worker *w)
+/* Run a task found outside the own deque's fast path, recorded as a span. */
+static void run_traced(struct weft__worker *w, const struct weft__task *t, int src)
+{
+	WEFT_TRACE(w, WEFT_EV_TASK_BEGIN, src, (uintptr_t)t->fn);
+	weft__run_task(w, t);
+	WEFT_TRACE(w, WEFT_EV_TASK_END, 0, 0);
+}
+
+/* Run one stolen or injected task, within the helping depth limit (I2).
+ * Returns true if it ran one. */
+static bool help_foreign(struct weft__worker *w)
 {
 	struct weft__task t;
+	int src;
 
 	if (w->help_depth >= WEFT_HELP_DEPTH_MAX)
 		return false;
-	if (steal_round(w, &t) || inject_take(w, &t)) {
-		w->help_depth++;
-		weft__run_task(w, &t);
-		w->help_depth--;
-		return true;
-	}
-	return false;
+	src = steal_round(w, &t) ? WEFT_SRC_STOLEN : inject_take(w, &t) ? WEFT_SRC_INJECTED : -1;
+	if (src < 0)
+		return false;
+	w->help_depth++;
+	run_traced(w, &t, src);
+	w->help_depth--;
+	return true;
 }
 
-/* Search, then park, until a task is found (true) or the runtime stops. */
-static bool idle(struct weft__worker *w, struct weft__task *t)
+void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg)
+{
+	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
+	struct weft__task t;
+
+	WEFT_TRACE(w, WEFT_EV_WAIT_BEGIN, 0, 0);
+	while (!done(arg)) {
+		if (weft__deque_take(&w->dq, &t)) {
+			weft__run_task(w, &t);
+			backoff = CK_BACKOFF_INITIALIZER;
+		} else if (help_foreign(w)) {
+			backoff = CK_BACKOFF_INITIALIZER;
+		} else if (backoff < WEFT_BACKOFF_CEILING) {
+			ck_backoff_eb(&backoff);
+		} else {
+			sched_yield();
+		}
+	}
+	WEFT_TRACE(w, WEFT_EV_WAIT_END, 0, 0);
+}
+
+/* Search, then park, until a task is found (its source) or the runtime
+ * stops (-1). */
+static int idle(struct weft__worker *w, struct weft__task *t)
 {
 	struct weft_runtime *rt = w->rt;
 	bool searching = weft__search_begin(rt);
@@ -138,10 +183,14 @@ static bool idle(struct weft__worker *w, struct weft__task *t)
 		if (searching) {
 			ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
 			unsigned round;
+			WEFT_TRACE(w, WEFT_EV_SEARCH_BEGIN, 0, 0);
 			for (round = 0; round < WEFT_SEARCH_ROUNDS; round++) {
-				if (steal_round(w, t) || inject_take(w, t)) {
+				int src = steal_round(w, t) ? WEFT_SRC_STOLEN
+				          : inject_take(w, t) ? WEFT_SRC_INJECTED : -1;
+				if (src >= 0) {
+					WEFT_TRACE(w, WEFT_EV_SEARCH_END, 0, 0);
 					weft__search_end(rt, true);
-					return true;
+					return src;
 				}
 				if (atom_load_32(&rt->stop))
 					break;
@@ -150,16 +199,19 @@ static bool idle(struct weft__worker *w, struct weft__task *t)
 				else
 					sched_yield();
 			}
+			WEFT_TRACE(w, WEFT_EV_SEARCH_END, 0, 0);
 			weft__search_end(rt, false);
 		}
 		if (atom_load_32(&rt->stop))
-			return false;
+			return -1;
 		if (weft__park(w)) {
 			searching = true; /* the waker counted us */
 		} else {
 			/* The re-check saw work: take it if it is still there. */
-			if (inject_take(w, t) || steal_round(w, t))
-				return true;
+			if (inject_take(w, t))
+				return WEFT_SRC_INJECTED;
+			if (steal_round(w, t))
+				return WEFT_SRC_STOLEN;
 			searching = weft__search_begin(rt);
 		}
 	}
@@ -173,8 +225,11 @@ void *weft__worker_main(void *arg)
 
 	weft__tls_self = w;
 	for (;;) {
-		if (find_work(w, &t) || idle(w, &t))
-			weft__run_task(w, &t);
+		int src = find_work(w, &t);
+		if (src < 0)
+			src = idle(w, &t);
+		if (src >= 0)
+			run_traced(w, &t, src);
 		else if (atom_load_32(&rt->stop))
 			break;
 	}

@@ -12,6 +12,8 @@
 #include "deque.h"
 #include "injector.h"
 #include "park.h"
+#include "stats.h"
+#include "trace.h"
 #include "tunables.h"
 #include "weft.h"
 
@@ -30,6 +32,8 @@ struct weft__worker {
 	unsigned help_depth;  /* nested foreign tasks run while waiting */
 	uint64_t rng;         /* xorshift state for victim choice */
 	pthread_t thread;
+	struct weft__trace_ring *trace; /* NULL unless the runtime traces */
+	struct weft__stats stats;       /* owner-written, see stats.h */
 };
 
 /* A submitted task and its completion state: weft_future_t.  Also the item
@@ -55,6 +59,8 @@ struct weft_runtime {
 	uint32_t closing;     /* destroy started: outside submits refused */
 	uint32_t drain_word;  /* futex: bumped when outstanding reaches 0 */
 	uint32_t stop;        /* workers exit when they see it */
+	int64_t outside_submits; /* weft_submit calls from outside threads */
+	uint64_t trace_t0, trace_t0_ns; /* trace clock at create, both clocks */
 };
 
 /* The worker running on this thread, NULL elsewhere. */
@@ -64,9 +70,6 @@ static inline struct weft__worker *weft__self(void) { return weft__tls_self; }
 
 /* Scheduler (scheduler.c). */
 void *weft__worker_main(void *arg);
-/* Run one stolen or injected task, within the helping depth limit.
- * Returns true if it ran one.  Owner worker. */
-bool weft__help_foreign(struct weft__worker *w);
 /* Run one task to completion and count it in its group (group.c explains
  * the counting).  Owner worker. */
 static inline void weft__run_task(struct weft__worker *w, const struct weft__task *t)
@@ -74,6 +77,7 @@ static inline void weft__run_task(struct weft__worker *w, const struct weft__tas
 	struct weft_group *g = t->group;
 
 	t->fn(t->arg);
+	WEFT_STAT_INC(w, tasks_run);
 	if (g) {
 		/* Pairs with the acquire loads in group_done (group.c). */
 		if (g->owner_ == (void *)w)
@@ -82,18 +86,10 @@ static inline void weft__run_task(struct weft__worker *w, const struct weft__tas
 			atom_inc_u64(&g->remote_done_);
 	}
 }
-/* One step of helping while waiting: run one task if any can be found, the
- * own deque's first.  Returns true if it ran one.  Owner worker. */
-static inline bool weft__help_once(struct weft__worker *w)
-{
-	struct weft__task t;
-
-	if (weft__deque_take(&w->dq, &t)) {
-		weft__run_task(w, &t);
-		return true;
-	}
-	return weft__help_foreign(w);
-}
+/* Run tasks (own deque first, then stolen or injected ones) until done(arg)
+ * is true, backing off and then yielding while there is nothing to run.
+ * Owner worker. */
+void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg);
 /* Whether any queue (injector or deque) looks non-empty.  Any thread. */
 bool weft__work_visible(struct weft_runtime *rt);
 

@@ -1,0 +1,39 @@
+/*
+ * stats.h: per-worker counters.
+ *
+ * Each worker owns its counters and is their only writer: an increment is
+ * a plain read of the worker's own value and a relaxed atomic store (one
+ * instruction on x86), never a locked one, and the counters sit in the
+ * worker's owner-private cache lines.  Snapshots (stats.c) read them with
+ * relaxed atomic loads from any thread.  ./configure --disable-stats
+ * compiles every increment away.
+ */
+#ifndef WEFT_STATS_H
+#define WEFT_STATS_H
+
+#include <stdint.h>
+
+#include "atomics.h"
+
+struct weft__stats {
+	uint64_t tasks_run;
+	uint64_t spawns;
+	uint64_t submits;
+	uint64_t injected;
+	uint64_t steal_attempts;
+	uint64_t steals;
+	uint64_t parks;
+	uint64_t wakeups;
+	uint64_t parked_ns;
+};
+
+#ifdef WEFT_NO_STATS
+#define WEFT_STAT_ADD(w, field, n) ((void)(w), (void)(n))
+#else
+/* Owner worker only. */
+#define WEFT_STAT_ADD(w, field, n) \
+	atom_store_64((int64_t *)&(w)->stats.field, (int64_t)((w)->stats.field + (uint64_t)(n)))
+#endif
+#define WEFT_STAT_INC(w, field) WEFT_STAT_ADD(w, field, 1)
+
+#endif /* WEFT_STATS_H */
