@@ -51,6 +51,7 @@
 #ifndef WEFT_DEQUE_H
 #define WEFT_DEQUE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -113,25 +114,33 @@ static inline void task_load(const struct weft__task *s, struct weft__task *t)
 	t->group = (struct weft_group *)atom_load_ptr((void *const *)&s->group);
 }
 
-/* Push t at the bottom.  Owner only.  Returns 0 or -ENOMEM (growth failed;
- * nothing was pushed). */
-static inline int weft__deque_push(struct weft__deque *dq, const struct weft__task *t)
+/* Push t at the bottom if there is room without growing.  Owner only.
+ * Returns false when the buffer is full (nothing was pushed). */
+static inline bool weft__deque_try_push(struct weft__deque *dq, const struct weft__task *t)
 {
 	int64_t b = dq->bottom; /* owner is the only writer: plain read is exact */
 	struct weft__deque_buf *buf = dq->buf;
 
 	if (__builtin_expect(b - dq->top_cache > buf->mask, 0)) {
 		dq->top_cache = atom_load_acq_64(&dq->top);
-		if (b - dq->top_cache > buf->mask) {
-			int rc = weft__deque_grow(dq, dq->top_cache, b);
-			if (rc)
-				return rc;
-			buf = dq->buf;
-		}
+		if (b - dq->top_cache > buf->mask)
+			return false;
 	}
 	task_store(&buf->slot[b & buf->mask], t);
 	atom_store_rel_64(&dq->bottom, b + 1); /* (P1) */
-	return 0;
+	return true;
+}
+
+/* Push t at the bottom, growing the buffer when full.  Owner only.
+ * Returns 0 or -ENOMEM (growth failed; nothing was pushed). */
+static inline int weft__deque_push(struct weft__deque *dq, const struct weft__task *t)
+{
+	if (__builtin_expect(weft__deque_try_push(dq, t), 1))
+		return 0;
+	int rc = weft__deque_grow(dq, dq->top_cache, dq->bottom);
+	if (rc)
+		return rc;
+	return weft__deque_try_push(dq, t) ? 0 : -ENOMEM;
 }
 
 /* Take the newest item into *out.  Owner only.  Returns false when empty. */

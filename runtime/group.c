@@ -22,6 +22,7 @@
  *       equality cannot be reached while a counted task is still running.
  */
 #include <errno.h>
+#include <stdbool.h>
 
 #include "worker.h"
 
@@ -34,6 +35,32 @@ void weft_group_init(weft_group_t *g)
 	g->done_ = 0;
 	g->remote_spawned_ = 0;
 	g->remote_done_ = 0;
+}
+
+/* The rare paths of a spawn: a spawn into another worker's group, or a
+ * full deque.  Kept out of line so that the common path stays small. */
+static __attribute__((noinline)) int spawn_slow(struct weft__worker *w, weft_group_t *g,
+                                                const struct weft__task *t)
+{
+	bool own = g->owner_ == (void *)w;
+
+	/* Counted before the push: once pushed, the task may be stolen and
+	 * complete at once, and its completion must never be seen without
+	 * its spawn (I1, I3). */
+	if (own)
+		g->spawned_++;
+	else
+		atom_inc_u64(&g->remote_spawned_);
+	if (weft__deque_push(&w->dq, t) != 0) {
+		if (own)
+			g->spawned_--;
+		else
+			(void)atom_faa_64((int64_t *)&g->remote_spawned_, -1);
+		return -ENOMEM;
+	}
+	WEFT_STAT_INC(w, spawns);
+	weft__notify(w->rt, &w->rt->idle);
+	return 0;
 }
 
 int weft_spawn(weft_group_t *g, weft_task_fn fn, void *arg)
@@ -50,16 +77,14 @@ int weft_spawn(weft_group_t *g, weft_task_fn fn, void *arg)
 	t.fn = fn;
 	t.arg = arg;
 	t.group = g;
-	if (__builtin_expect(weft__deque_push(&w->dq, &t) != 0, 0))
-		return -ENOMEM;
-	/* Counted after the push succeeded; the task cannot complete before
-	 * this count is visible to the waiter: on the owner it is the same
-	 * thread, elsewhere the atomic increment precedes this task's own
-	 * completion (I2). */
-	if (g->owner_ == (void *)w)
-		g->spawned_++;
-	else
-		atom_inc_u64(&g->remote_spawned_);
+	/* The common case: a spawn into the own group with room in the
+	 * deque.  Its count needs no atomic (only this thread reads
+	 * spawned_), and may follow the push because the task can only
+	 * complete on this thread or be counted remotely, and the waiter is
+	 * this thread too. */
+	if (__builtin_expect(g->owner_ != (void *)w || !weft__deque_try_push(&w->dq, &t), 0))
+		return spawn_slow(w, g, &t);
+	g->spawned_++;
 	WEFT_STAT_INC(w, spawns);
 	weft__notify(w->rt, &w->rt->idle);
 	return 0;
