@@ -39,6 +39,7 @@ static inline bool atom_cas_64(int64_t *p, int64_t old, int64_t new_)
 static inline int64_t atom_faa_64(int64_t *p, int64_t d) { return __atomic_fetch_add(p, d, ATOM_SC); }
 
 static inline uint32_t atom_load_32(const uint32_t *p) { return __atomic_load_n(p, ATOM_SC); }
+static inline uint32_t atom_load_acq_32(const uint32_t *p) { return __atomic_load_n(p, ATOM_SC); }
 static inline void atom_store_32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, ATOM_SC); }
 static inline uint32_t atom_faa_32(uint32_t *p, uint32_t d) { return __atomic_fetch_add(p, d, ATOM_SC); }
 static inline uint32_t atom_fas_32(uint32_t *p, uint32_t v) { return __atomic_exchange_n(p, v, ATOM_SC); }
@@ -94,6 +95,12 @@ static inline bool atom_cas_64(int64_t *p, int64_t old, int64_t new_)
 static inline int64_t atom_faa_64(int64_t *p, int64_t d) { return (int64_t)ck_pr_faa_64((uint64_t *)p, (uint64_t)d); }
 
 static inline uint32_t atom_load_32(const uint32_t *p) { return ck_pr_load_32(p); }
+static inline uint32_t atom_load_acq_32(const uint32_t *p)
+{
+	uint32_t v = ck_pr_load_32(p);
+	ck_pr_fence_acquire();
+	return v;
+}
 static inline void atom_store_32(uint32_t *p, uint32_t v) { ck_pr_store_32(p, v); }
 static inline uint32_t atom_faa_32(uint32_t *p, uint32_t d) { return ck_pr_faa_32(p, d); }
 static inline uint32_t atom_fas_32(uint32_t *p, uint32_t v) { return ck_pr_fas_32(p, v); }

@@ -89,7 +89,8 @@ _Static_assert(sizeof(struct weft__task) == 3 * sizeof(void *), "task records ar
 
 enum weft__steal { WEFT_STEAL_EMPTY = 0, WEFT_STEAL_OK = 1, WEFT_STEAL_ABORT = 2 };
 
-/* Initialise with capacity 1 << log2cap.  Returns 0 or -ENOMEM.  Any thread,
+/* Initialise with capacity 1 << log2cap.  Returns 0, -EINVAL (log2cap 0 or
+ * above WEFT_DEQUE_LOG2_MAX) or -ENOMEM.  Any thread,
  * before the deque is shared. */
 int weft__deque_init(struct weft__deque *dq, unsigned log2cap);
 

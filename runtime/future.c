@@ -10,9 +10,12 @@
  *       been signalled, and the caller until weft_future_free.  The last
  *       holder frees the record, so a caller may free before completion and
  *       a waiter may free right after waking.
- *   I2  rt->outstanding counts submissions not yet completed plus outside
- *       submitters still inside weft_submit; destroy waits for 0, so a
- *       submitter never touches a freed runtime.
+ *   I2  rt->outstanding counts submissions not yet completed, outside
+ *       submitters still inside weft_submit, and 1 for the runtime itself
+ *       until weft_runtime_destroy drops it.  So it reaches 0 once, after
+ *       destroy started; the thread that takes it to 0 hands over to
+ *       destroy under drain_lock, and no other thread touches rt after its
+ *       own decrement.  Destroy frees only after that hand-over.
  *   I3  state goes 0 -> 1 once, by exchange (a full barrier), after the
  *       task returned; a waiter registers in `waiters` before it re-reads
  *       state, so the completer either sees the waiter or the waiter sees 1.
@@ -25,10 +28,12 @@
 
 void weft__outstanding_put(struct weft_runtime *rt, int64_t n)
 {
-	if (atom_faa_64(&rt->outstanding, -n) == n && atom_load_32(&rt->closing)) {
-		atom_faa_32(&rt->drain_word, 1);
-		weft__futex_wake(&rt->drain_word, INT_MAX);
-	}
+	if (atom_faa_64(&rt->outstanding, -n) != n)
+		return; /* not the last: rt may be gone from here on (I2) */
+	pthread_mutex_lock(&rt->drain_lock);
+	rt->drained = true;
+	pthread_cond_signal(&rt->drain_cond);
+	pthread_mutex_unlock(&rt->drain_lock);
 }
 
 static void future_put(struct weft_future *f)
@@ -72,8 +77,8 @@ int weft_submit(weft_runtime_t *rt, weft_task_fn fn, void *arg, weft_future_t **
 
 	if (self && self->rt == rt) {
 		WEFT_STAT_INC(self, submits);
-		/* From inside the runtime: local work, on the own deque.  Work
-		 * still running keeps outstanding above 0, so destroy cannot
+		/* From inside the runtime: local work, on the own deque.  The
+		 * running task keeps outstanding above 0, so destroy cannot
 		 * have passed its drain: no closing check here. */
 		struct weft__task t = { weft__submission_run, f, NULL };
 		atom_faa_64(&rt->outstanding, 1);
@@ -104,12 +109,12 @@ int weft_submit(weft_runtime_t *rt, weft_task_fn fn, void *arg, weft_future_t **
 
 int weft_future_done(const weft_future_t *f)
 {
-	return f ? (int)atom_load_32((uint32_t *)&f->state) : 0;
+	return f ? (int)atom_load_acq_32((const uint32_t *)&f->state) : 0;
 }
 
 static bool future_done_cb(void *f)
 {
-	return atom_load_32(&((struct weft_future *)f)->state) != 0;
+	return atom_load_acq_32(&((struct weft_future *)f)->state) != 0;
 }
 
 int weft_future_wait(weft_future_t *f)
@@ -118,7 +123,7 @@ int weft_future_wait(weft_future_t *f)
 
 	if (!f)
 		return -EINVAL;
-	if (atom_load_32(&f->state))
+	if (atom_load_acq_32(&f->state))
 		return 0;
 	if (self) {
 		/* On a worker: run other tasks until it is done. */
@@ -126,7 +131,7 @@ int weft_future_wait(weft_future_t *f)
 		return 0;
 	}
 	atom_faa_32(&f->waiters, 1);
-	while (!atom_load_32(&f->state))
+	while (!atom_load_acq_32(&f->state))
 		weft__futex_wait(&f->state, 0, 0);
 	atom_faa_32(&f->waiters, (uint32_t)-1);
 	return 0;

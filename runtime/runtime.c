@@ -107,6 +107,8 @@ static void free_runtime(weft_runtime_t *rt, unsigned deques)
 	free(rt->workers);
 	weft__idle_fini(&rt->idle);
 	weft__injector_fini(&rt->inj);
+	pthread_cond_destroy(&rt->drain_cond);
+	pthread_mutex_destroy(&rt->drain_lock);
 	free(rt);
 }
 
@@ -142,6 +144,9 @@ int weft_runtime_create(weft_runtime_t **out, const weft_config_t *cfg)
 		return -ENOMEM;
 	rt->cfg = c;
 	rt->nworkers = c.workers;
+	rt->outstanding = 1; /* the runtime's own count (future.c, I2) */
+	pthread_mutex_init(&rt->drain_lock, NULL);
+	pthread_cond_init(&rt->drain_cond, NULL);
 	if (weft__injector_init(&rt->inj)) {
 		free(rt);
 		return -ENOMEM;
@@ -208,17 +213,14 @@ int weft_runtime_destroy(weft_runtime_t *rt)
 		return -EINVAL;
 	if (self && self->rt == rt)
 		return -EDEADLK;
-	/* A full barrier (exchange): pairs with the decrement-then-load of
-	 * closing in weft__outstanding_put, so either that completion sees
-	 * closing and bumps drain_word, or we see outstanding reach 0. */
 	(void)atom_fas_32(&rt->closing, 1);
-	/* Wait for every submission (and so everything it spawned). */
-	for (;;) {
-		uint32_t seq = atom_load_32(&rt->drain_word);
-		if (atom_load_64(&rt->outstanding) == 0)
-			break;
-		weft__futex_wait(&rt->drain_word, seq, 0);
-	}
+	/* Drop the runtime's own count, then wait for every submission (and
+	 * so everything it spawned) to finish (future.c, I2). */
+	weft__outstanding_put(rt, 1);
+	pthread_mutex_lock(&rt->drain_lock);
+	while (!rt->drained)
+		pthread_cond_wait(&rt->drain_cond, &rt->drain_lock);
+	pthread_mutex_unlock(&rt->drain_lock);
 	stop_workers(rt, rt->nworkers);
 	if (rt->cfg.stats_at_exit)
 		weft_stats_print(rt, stderr);

@@ -25,9 +25,9 @@
  *       one successful take or steal (deque.h, I3), or the injector through
  *       exactly one dequeue (injector.h, I1).
  *   I2  a worker runs nested tasks only on its own stack, from inside
- *       weft_wait/weft_future_wait; foreign (stolen or injected) work is
- *       nested at most WEFT_HELP_DEPTH_MAX deep, which bounds the stack that
- *       helping adds to the program's own recursion.
+ *       weft_wait/weft_future_wait; it takes foreign (stolen or injected)
+ *       work there only while the stack pointer is above stack_limit, so
+ *       helping never eats the last WEFT_STACK_RESERVE of the stack.
  *   I3  a worker exits only when rt->stop is set, which happens after
  *       weft_runtime_destroy saw outstanding == 0: every submission and
  *       everything it spawned (it waits for its groups) has completed.
@@ -37,6 +37,7 @@
  * join; free.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 
@@ -133,21 +134,19 @@ static void run_traced(struct weft__worker *w, const struct weft__task *t, int s
 	WEFT_TRACE(w, WEFT_EV_TASK_END, 0, 0);
 }
 
-/* Run one stolen or injected task, within the helping depth limit (I2).
+/* Run one stolen or injected task, within the stack reserve (I2).
  * Returns true if it ran one. */
 static bool help_foreign(struct weft__worker *w)
 {
 	struct weft__task t;
 	int src;
 
-	if (w->help_depth >= WEFT_HELP_DEPTH_MAX)
+	if ((uintptr_t)__builtin_frame_address(0) < w->stack_limit)
 		return false;
 	src = steal_round(w, &t) ? WEFT_SRC_STOLEN : inject_take(w, &t) ? WEFT_SRC_INJECTED : -1;
 	if (src < 0)
 		return false;
-	w->help_depth++;
 	run_traced(w, &t, src);
-	w->help_depth--;
 	return true;
 }
 
@@ -217,6 +216,26 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 	}
 }
 
+/* The lowest stack address that helping may reach (the stack grows down). */
+static uintptr_t stack_limit(void)
+{
+	pthread_attr_t attr;
+	void *lo;
+	size_t size, reserve;
+	uintptr_t limit = 0;
+
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+			reserve = size / WEFT_STACK_RESERVE_DIV;
+			if (reserve < WEFT_STACK_RESERVE_MIN)
+				reserve = WEFT_STACK_RESERVE_MIN;
+			limit = (uintptr_t)lo + reserve;
+		}
+		pthread_attr_destroy(&attr);
+	}
+	return limit;
+}
+
 void *weft__worker_main(void *arg)
 {
 	struct weft__worker *w = arg;
@@ -224,6 +243,7 @@ void *weft__worker_main(void *arg)
 	struct weft__task t;
 
 	weft__tls_self = w;
+	w->stack_limit = stack_limit();
 	for (;;) {
 		int src = find_work(w, &t);
 		if (src < 0)

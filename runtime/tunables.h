@@ -38,10 +38,14 @@
 #define WEFT_SEARCH_ROUNDS 64
 #define WEFT_BACKOFF_CEILING (1U << 12)
 
-/* A waiting worker steals foreign work only this many levels deep; beyond
- * it, it only runs its own tasks and waits.  This bounds the stack that
- * helping can add on top of the program's own recursion. */
-#define WEFT_HELP_DEPTH_MAX 32
+/* A waiting worker runs foreign (stolen or injected) work on top of its
+ * stack only while more than this much of the stack is left: helping then
+ * cannot overflow the stack, however deep waits nest, and short of that
+ * limit nothing stops a waiter from running the task it waits for (oneTBB
+ * bounds stealing by a stack limit the same way).  A quarter of the stack,
+ * at least 64 KiB: room for the foreign task's own recursion. */
+#define WEFT_STACK_RESERVE_MIN (64UL << 10)
+#define WEFT_STACK_RESERVE_DIV 4
 
 /* Default worker stack: deep recursion (fib(40) plus helping) runs on it. */
 #define WEFT_STACK_DEFAULT (8UL << 20)

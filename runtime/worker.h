@@ -29,7 +29,7 @@ struct weft__worker {
 	struct weft_runtime *rt __attribute__((aligned(WEFT_CACHELINE)));
 	unsigned index;
 	unsigned tick;        /* tasks run since the injector was checked */
-	unsigned help_depth;  /* nested foreign tasks run while waiting */
+	uintptr_t stack_limit; /* help with foreign work only above this (I2) */
 	uint64_t rng;         /* xorshift state for victim choice */
 	pthread_t thread;
 	struct weft__trace_ring *trace; /* NULL unless the runtime traces */
@@ -57,7 +57,9 @@ struct weft_runtime {
 	/* Submissions not yet completed; destroy waits for 0. */
 	int64_t outstanding __attribute__((aligned(WEFT_CACHELINE)));
 	uint32_t closing;     /* destroy started: outside submits refused */
-	uint32_t drain_word;  /* futex: bumped when outstanding reaches 0 */
+	pthread_mutex_t drain_lock; /* hand-over of outstanding == 0 to destroy */
+	pthread_cond_t drain_cond;
+	bool drained;
 	uint32_t stop;        /* workers exit when they see it */
 	int64_t outside_submits; /* weft_submit calls from outside threads */
 	uint64_t trace_t0, trace_t0_ns; /* trace clock at create, both clocks */
@@ -95,8 +97,9 @@ bool weft__work_visible(struct weft_runtime *rt);
 
 /* Futures (future.c).  Runs a submission on the calling worker. */
 void weft__submission_run(void *rec);
-/* Count n submissions (or submitters) out of rt->outstanding; wakes a
- * draining weft_runtime_destroy when it reaches 0.  Any thread. */
+/* Count n submissions (or submitters) out of rt->outstanding; the one that
+ * takes it to 0 wakes weft_runtime_destroy.  Any thread; the caller must
+ * not touch rt afterwards (future.c, I2). */
 void weft__outstanding_put(struct weft_runtime *rt, int64_t n);
 
 /* Futex wrappers (park.c).  Any thread. */
