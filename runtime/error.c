@@ -1,7 +1,9 @@
 /*
  * error.c: error strings.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <string.h>
 
 #include "worker.h"
 
@@ -23,6 +25,8 @@ const char *weft_strerror(int err)
 	case -EAGAIN:
 		return "could not start a worker thread";
 	default:
+		if (err < 0 && strerrordesc_np(-err))
+			return strerrordesc_np(-err);
 		return "unknown error";
 	}
 }

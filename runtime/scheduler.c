@@ -69,6 +69,15 @@ static bool inject_take(struct weft__worker *w, struct weft__task *t)
 	return true;
 }
 
+/* The function a trace names for task t: the submitted one, not the
+ * runtime's wrapper around it. */
+static inline uintptr_t task_fn_addr(const struct weft__task *t)
+{
+	if (t->fn == weft__submission_run)
+		return (uintptr_t)((const struct weft_future *)t->arg)->fn;
+	return (uintptr_t)t->fn;
+}
+
 /* One pass over the other workers from a random start. */
 static bool steal_round(struct weft__worker *w, struct weft__task *t)
 {
@@ -86,7 +95,7 @@ static bool steal_round(struct weft__worker *w, struct weft__task *t)
 			WEFT_STAT_INC(w, steal_attempts);
 			if (r == WEFT_STEAL_OK) {
 				WEFT_STAT_INC(w, steals);
-				WEFT_TRACE(w, WEFT_EV_STEAL, v, (uintptr_t)t->fn);
+				WEFT_TRACE(w, WEFT_EV_STEAL, v, task_fn_addr(t));
 				return true;
 			}
 			if (r == WEFT_STEAL_EMPTY)
@@ -129,7 +138,7 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 /* Run a task found outside the own deque's fast path, recorded as a span. */
 static void run_traced(struct weft__worker *w, const struct weft__task *t, int src)
 {
-	WEFT_TRACE(w, WEFT_EV_TASK_BEGIN, src, (uintptr_t)t->fn);
+	WEFT_TRACE(w, WEFT_EV_TASK_BEGIN, src, task_fn_addr(t));
 	weft__run_task(w, t);
 	WEFT_TRACE(w, WEFT_EV_TASK_END, 0, 0);
 }

@@ -49,3 +49,11 @@ tests_test_parallel_for_SOURCES = tests/test_parallel_for.c tests/test_util.h te
 tests_test_parallel_for_CPPFLAGS = $(WEFT_TEST_CPPFLAGS)
 tests_test_parallel_for_LDADD = $(WEFT_TEST_LDADD)
 endif
+
+if HAVE_CRITERION
+check_PROGRAMS += tests/test_stats
+TESTS += tests/test_stats
+tests_test_stats_SOURCES = tests/test_stats.c tests/test_util.h tests/tsan_criterion.c
+tests_test_stats_CPPFLAGS = $(WEFT_TEST_CPPFLAGS)
+tests_test_stats_LDADD = $(WEFT_TEST_LDADD)
+endif

@@ -1,0 +1,220 @@
+/*
+ * test_stats.c: the per-worker counters (weft_stats_get, weft_stats_print,
+ * WEFT_STATS) and writing a trace (weft_trace_write).  The trace's reader
+ * side is tested in test_weft_trace.c.
+ */
+#include "test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trace_format.h"
+
+/* Counters are bumped after a task returns, so a snapshot taken right after
+ * weft_run may still miss the root's count: poll until the counts add up
+ * (they must within a second) and never overshoot. */
+static void settled(weft_runtime_t *rt, weft_stats_t *total)
+{
+	double deadline = t_now() + 5.0;
+
+	for (;;) {
+		int n = weft_stats_get(rt, total, NULL, 0);
+		cr_assert_eq(n, (int)weft_runtime_workers(rt));
+		cr_assert_leq(total->tasks_run, total->spawns + total->submits,
+		              "more tasks ran (%llu) than were spawned (%llu) and submitted (%llu)",
+		              (unsigned long long)total->tasks_run, (unsigned long long)total->spawns,
+		              (unsigned long long)total->submits);
+		if (total->tasks_run == total->spawns + total->submits || t_now() > deadline)
+			return;
+		t_sleep_ms(1);
+	}
+}
+
+Test(stats, counts_add_up, .timeout = 30)
+{
+	weft_runtime_t *rt = t_runtime(2);
+	weft_stats_t total, per[2];
+	struct t_fib f = {20, 0};
+	const unsigned runs = 5;
+
+	for (unsigned i = 0; i < runs; i++) {
+		f.r = 0;
+		t_run(rt, t_fib_task, &f);
+		cr_assert_eq(f.r, 6765);
+	}
+	settled(rt, &total);
+	/* fib(20) spawns once per call with n >= 2: F(21) - 1 = 10945. */
+	cr_assert_eq(total.spawns, runs * 10945ULL, "spawns = %llu", (unsigned long long)total.spawns);
+	cr_assert_eq(total.submits, runs, "submits = %llu", (unsigned long long)total.submits);
+	cr_assert_eq(total.tasks_run, total.spawns + total.submits, "tasks_run %llu != spawns + submits",
+	             (unsigned long long)total.tasks_run);
+	cr_assert_eq(total.injected, runs, "each weft_run goes through the injector once");
+	cr_assert_leq(total.steals, total.steal_attempts);
+	cr_assert_leq(total.wakeups, total.parks);
+
+	cr_assert_eq(weft_stats_get(rt, NULL, per, 2), 2);
+	uint64_t run_sum = per[0].tasks_run + per[1].tasks_run;
+	uint64_t spawn_sum = per[0].spawns + per[1].spawns;
+	cr_assert_eq(run_sum, total.tasks_run);
+	cr_assert_eq(spawn_sum, total.spawns);
+	t_destroy(rt);
+}
+
+Test(stats, parks_when_idle, .timeout = 30)
+{
+	weft_runtime_t *rt = t_runtime(2);
+	weft_stats_t total;
+	struct t_fib f = {15, 0};
+
+	t_run(rt, t_fib_task, &f);
+	/* Idle workers search briefly, then park: both must be asleep soon. */
+	double deadline = t_now() + 5.0;
+	do {
+		t_sleep_ms(5);
+		weft_stats_get(rt, &total, NULL, 0);
+	} while (total.parks < 2 && t_now() < deadline);
+	cr_assert_geq(total.parks, 2, "parks = %llu after 5 s idle", (unsigned long long)total.parks);
+	t_destroy(rt);
+}
+
+Test(stats, submits_from_workers_count, .timeout = 30)
+{
+	weft_runtime_t *rt = t_runtime(1);
+	weft_stats_t total;
+
+	struct t_fib f = {10, 0};
+	cr_assert_eq(weft_submit(rt, t_fib_task, &f, NULL), 0);
+	settled(rt, &total);
+	cr_assert_eq(total.submits, 1);
+	cr_assert_eq(f.r, 55);
+	t_destroy(rt);
+}
+
+Test(stats, print_and_bad_arguments, .timeout = 30)
+{
+	weft_runtime_t *rt = t_runtime(2);
+	weft_stats_t s;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	cr_assert_not_null(out);
+	cr_assert_eq(weft_stats_print(rt, out), 0);
+	fclose(out);
+	cr_assert_not_null(strstr(buf, "worker"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "total"), "%s", buf);
+	free(buf);
+
+	cr_assert_eq(weft_stats_get(NULL, &s, NULL, 0), -EINVAL);
+	cr_assert_eq(weft_stats_get(rt, &s, NULL, 1), -EINVAL);
+	cr_assert_eq(weft_stats_print(NULL, stderr), -EINVAL);
+	cr_assert_eq(weft_stats_print(rt, NULL), -EINVAL);
+	t_destroy(rt);
+}
+
+Test(stats, env_prints_at_destroy, .timeout = 30)
+{
+	weft_config_t cfg;
+
+	setenv("WEFT_STATS", "1", 1);
+	weft_config_init(&cfg);
+	unsetenv("WEFT_STATS");
+	cr_assert_eq(cfg.stats_at_exit, 1);
+	setenv("WEFT_STATS", "yes", 1);
+	weft_config_init(&cfg);
+	unsetenv("WEFT_STATS");
+	cr_assert_eq(cfg.stats_at_exit, 0, "a malformed value keeps the default");
+}
+
+Test(trace, write_errors, .timeout = 30)
+{
+	weft_runtime_t *rt = t_runtime(1);
+
+	cr_assert_eq(weft_trace_write(NULL, "/tmp/x"), -EINVAL);
+	cr_assert_eq(weft_trace_write(rt, NULL), -EINVAL);
+	cr_assert_eq(weft_trace_write(rt, "/tmp/weft-never-written.trace"), -ENOTSUP,
+	             "a runtime without tracing has nothing to write");
+	t_destroy(rt);
+
+	weft_config_t cfg;
+	weft_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.trace_path = "/nonexistent-dir/x.trace";
+	cr_assert_eq(weft_runtime_create(&rt, &cfg), 0);
+	cr_assert_eq(weft_trace_write(rt, "/nonexistent-dir/x.trace"), -ENOENT);
+	cr_assert_str_eq(weft_strerror(-ENOENT), "No such file or directory");
+	t_destroy(rt); /* reports the failed write on stderr, does not fail */
+}
+
+static void marker_task(void *arg)
+{
+	(void)arg;
+}
+
+Test(trace, records_injected_root, .timeout = 30)
+{
+	char path[] = "/tmp/weft-test-trace-XXXXXX";
+	int fd = mkstemp(path);
+	weft_config_t cfg;
+	weft_runtime_t *rt;
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	weft_config_init(&cfg);
+	cfg.workers = 2;
+	cfg.trace_path = path;
+	cfg.trace_events = 1000;
+	cr_assert_eq(weft_runtime_create(&rt, &cfg), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(weft_run(rt, marker_task, NULL), 0);
+	t_destroy(rt); /* writes the trace */
+
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f);
+	struct weft_trace_header h;
+	cr_assert_eq(fread(&h, sizeof h, 1, f), 1);
+	cr_assert_eq(memcmp(h.magic, WEFT_TRACE_MAGIC, 8), 0);
+	cr_assert_eq(h.version, WEFT_TRACE_VERSION);
+	cr_assert_eq(h.nworkers, 2);
+	cr_assert_gt(h.ticks_per_sec, 0);
+
+	unsigned begins = 0, ends = 0, marker_begins = 0;
+	for (unsigned w = 0; w < h.nworkers; w++) {
+		struct weft_trace_lane lane;
+		uint64_t last_ts = 0;
+		cr_assert_eq(fread(&lane, sizeof lane, 1, f), 1);
+		cr_assert_eq(lane.worker, w);
+		cr_assert_leq(lane.nevents, 1024);
+		for (uint64_t i = 0; i < lane.nevents; i++) {
+			struct weft_trace_event e;
+			cr_assert_eq(fread(&e, sizeof e, 1, f), 1);
+			cr_assert_geq(e.ts, last_ts, "events of a lane are in time order");
+			last_ts = e.ts;
+			if (e.type == WEFT_EV_TASK_BEGIN) {
+				begins++;
+				cr_assert_eq(e.aux, WEFT_SRC_INJECTED, "weft_run's tasks come from the injector");
+			}
+			ends += e.type == WEFT_EV_TASK_END;
+		}
+	}
+	cr_assert_eq(begins, 3);
+	cr_assert_eq(ends, 3);
+	/* The symbol table names the submitted function (not the runtime's
+	 * wrapper) behind each begin. */
+	for (uint64_t i = 0; i < h.nsyms; i++) {
+		struct weft_trace_sym sym;
+		char name[600];
+		cr_assert_eq(fread(&sym, sizeof sym, 1, f), 1);
+		cr_assert_lt(sym.len, sizeof name);
+		cr_assert_eq(fread(name, 1, sym.len, f), sym.len);
+		marker_begins += sym.addr == (uint64_t)(uintptr_t)marker_task;
+	}
+	cr_assert_eq(h.nsyms, 1, "one distinct task function");
+	cr_assert_eq(marker_begins, 1);
+	char extra;
+	cr_assert_eq(fread(&extra, 1, 1, f), 0, "nothing after the symbol table");
+	fclose(f);
+	unlink(path);
+}
