@@ -57,3 +57,12 @@ tests_test_stats_SOURCES = tests/test_stats.c tests/test_util.h tests/tsan_crite
 tests_test_stats_CPPFLAGS = $(WEFT_TEST_CPPFLAGS)
 tests_test_stats_LDADD = $(WEFT_TEST_LDADD)
 endif
+
+if HAVE_CRITERION
+check_PROGRAMS += tests/test_oom
+TESTS += tests/test_oom
+tests_test_oom_SOURCES = tests/test_oom.c tests/test_util.h tests/tsan_criterion.c
+tests_test_oom_CPPFLAGS = $(WEFT_TEST_CPPFLAGS)
+tests_test_oom_LDADD = $(WEFT_TEST_LDADD)
+tests_test_oom_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=posix_memalign
+endif
