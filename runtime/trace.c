@@ -11,10 +11,13 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "worker.h"
 
@@ -114,10 +117,40 @@ static int write_all(FILE *f, const void *p, size_t n)
 	return fwrite(p, 1, n, f) == n ? 0 : -EIO;
 }
 
+/* An absolute path for a loaded object, so that weft-trace can open it from
+ * anywhere: dladdr reports the main program by the name it was started
+ * with (relative, or rewritten like argv[0]). */
+static const char *object_path(const char *fname, char *buf, size_t size)
+{
+	ssize_t n;
+
+	if (fname[0] == '/')
+		return fname;
+	if (fname[0] && realpath(fname, buf))
+		return buf;
+	n = readlink("/proc/self/exe", buf, size - 1);
+	if (n <= 0)
+		return fname;
+	buf[n] = 0;
+	return buf;
+}
+
+/* The address addr2line expects for addr in the object: the offset from the
+ * load base for position-independent objects, the address itself for a
+ * fixed-address (ET_EXEC) executable. */
+static uint64_t object_offset(const Dl_info *info, uint64_t addr)
+{
+	const ElfW(Ehdr) *eh = info->dli_fbase;
+
+	if (eh && eh->e_type == ET_EXEC)
+		return addr;
+	return addr - (uint64_t)(uintptr_t)info->dli_fbase;
+}
+
 static int write_sym(FILE *f, uint64_t addr)
 {
 	struct weft_trace_sym sym = { addr, 0, 0 };
-	char name[512];
+	char name[PATH_MAX + 32], path[PATH_MAX];
 	Dl_info info;
 	int len = 0;
 
@@ -125,8 +158,8 @@ static int write_sym(FILE *f, uint64_t addr)
 		if (info.dli_sname && (uint64_t)(uintptr_t)info.dli_saddr == addr)
 			len = snprintf(name, sizeof name, "%s", info.dli_sname);
 		else if (info.dli_fname)
-			len = snprintf(name, sizeof name, "%s+0x%llx", info.dli_fname,
-			               (unsigned long long)(addr - (uint64_t)(uintptr_t)info.dli_fbase));
+			len = snprintf(name, sizeof name, "%s+0x%llx", object_path(info.dli_fname, path, sizeof path),
+			               (unsigned long long)object_offset(&info, addr));
 	}
 	if (len <= 0)
 		len = snprintf(name, sizeof name, "0x%llx", (unsigned long long)addr);
