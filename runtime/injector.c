@@ -50,23 +50,23 @@ void weft__injector_push(struct weft__injector *q, struct weft_future *f)
 	bool ok = false;
 
 	WEFT_HB_RELEASE(&q->ring);
+	pthread_mutex_lock(&q->lock);
 	/* Keep rough FIFO order: once items overflow, later ones follow them
 	 * until the list drains. */
-	if (atom_load_32(&q->ov_count) == 0) {
+	if (q->ov_count == 0) {
 		RING_BEGIN();
-		ok = ck_ring_enqueue_mpmc(&q->ring, q->slots, f);
+		ok = ck_ring_enqueue_spmc(&q->ring, q->slots, f);
 		RING_END();
 	}
-	if (ok)
-		return;
-	pthread_mutex_lock(&q->lock);
-	f->next = NULL;
-	if (q->ov_tail)
-		q->ov_tail->next = f;
-	else
-		q->ov_head = f;
-	q->ov_tail = f;
-	atom_store_32(&q->ov_count, q->ov_count + 1);
+	if (!ok) {
+		f->next = NULL;
+		if (q->ov_tail)
+			q->ov_tail->next = f;
+		else
+			q->ov_head = f;
+		q->ov_tail = f;
+		atom_store_32(&q->ov_count, q->ov_count + 1);
+	}
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -76,7 +76,7 @@ struct weft_future *weft__injector_pop(struct weft__injector *q)
 	bool ok;
 
 	RING_BEGIN();
-	ok = ck_ring_dequeue_mpmc(&q->ring, q->slots, &f);
+	ok = ck_ring_dequeue_spmc(&q->ring, q->slots, &f);
 	RING_END();
 	if (ok) {
 		WEFT_HB_ACQUIRE(&q->ring);
