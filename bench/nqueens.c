@@ -1,0 +1,124 @@
+/*
+ * nqueens: count the solutions of the n-queens problem with a task per
+ * placement (see nqueens.h for the shape shared with the peers).  Prints a
+ * serial line and one weft line per worker count.
+ *
+ *   nqueens [--n 12] [--cutoff ROW] [--workers 1,2] [--reps 5] [--warmup 1]
+ *           [--no-header]
+ */
+#include "bench_weft.h"
+#include "nqueens.h"
+
+struct nq_task {
+	struct nq_board b;
+	int n, cutoff;
+	long count;
+};
+
+static void nq_task(void *p)
+{
+	struct nq_task *t = p;
+	struct nq_task kids[NQ_MAX];
+	signed char cols[NQ_MAX];
+	weft_group_t g;
+	int k, rc;
+
+	if (t->b.row >= t->cutoff) {
+		t->count = nq_serial(t->n, &t->b);
+		return;
+	}
+	k = nq_safe_cols(t->n, &t->b, cols);
+	if (t->b.row + 1 == t->n) {
+		t->count = k;
+		return;
+	}
+	weft_group_init(&g);
+	for (int j = 0; j < k; j++) {
+		nq_child(&t->b, cols[j], &kids[j].b);
+		kids[j].n = t->n;
+		kids[j].cutoff = t->cutoff;
+		kids[j].count = 0;
+		if (j == k - 1 || (rc = weft_spawn(&g, nq_task, &kids[j])) != 0) {
+			if (j != k - 1)
+				bench_fail("weft_spawn", rc);
+			nq_task(&kids[j]);
+		}
+	}
+	rc = weft_wait(&g);
+	if (rc != 0)
+		bench_fail("weft_wait", rc);
+	t->count = 0;
+	for (int j = 0; j < k; j++)
+		t->count += kids[j].count;
+}
+
+int main(int argc, char **argv)
+{
+	static const char own[] = "[--n N] [--cutoff ROW] ";
+	struct bench_opts o;
+	double t[BENCH_MAX_REPS];
+	char param[96], result[32];
+	int n = 12, cutoff = -1;
+
+	bench_opts_init(&o, "1,2", 5);
+	for (int i = 1; i < argc; i++) {
+		if (bench_common_arg(&o, argc, argv, &i, own))
+			continue;
+		if (!strcmp(argv[i], "--n"))
+			n = (int)bench_optlong(argc, argv, &i, own, 1, NQ_MAX);
+		else if (!strcmp(argv[i], "--cutoff"))
+			cutoff = (int)bench_optlong(argc, argv, &i, own, 0, NQ_MAX);
+		else
+			bench_usage_exit(argv[0], own);
+	}
+	if (cutoff < 0 || cutoff > n)
+		cutoff = n;
+	if (cutoff == n)
+		snprintf(param, sizeof param, "n=%d", n);
+	else
+		snprintf(param, sizeof param, "n=%d;cutoff=%d", n, cutoff);
+	bench_print_header(&o);
+
+	/* serial */
+	const struct nq_board empty = { 0, { 0 } };
+	long r = 0;
+	for (int w = 0; w < o.warmup; w++)
+		bench_keep(nq_serial(n, &empty));
+	for (int k = 0; k < o.reps; k++) {
+		double t0 = bench_now();
+		r = nq_serial(n, &empty);
+		t[k] = bench_now() - t0;
+	}
+	snprintf(result, sizeof result, "%ld", r);
+	bench_report("nqueens", "serial", 1, param, t, o.reps, result, r == nq_known[n]);
+
+	/* weft */
+	for (int wi = 0; wi < o.nworkers; wi++) {
+		weft_runtime_t *rt = bench_weft_create(o.workers[wi]);
+		struct nq_task root;
+		int ok = 1;
+		if (!rt) {
+			bench_report("nqueens", "weft", o.workers[wi], param, t, 0, "error", 0);
+			continue;
+		}
+		for (int w = 0; w < o.warmup; w++) {
+			root.b = empty;
+			root.n = n > 8 ? n - 2 : n;
+			root.cutoff = cutoff < root.n ? cutoff : root.n;
+			bench_weft_run(rt, nq_task, &root);
+		}
+		for (int k = 0; k < o.reps; k++) {
+			root.b = empty;
+			root.n = n;
+			root.cutoff = cutoff;
+			root.count = -1;
+			t[k] = bench_weft_run(rt, nq_task, &root);
+			ok &= root.count == nq_known[n];
+		}
+		bench_weft_destroy(rt);
+		snprintf(result, sizeof result, "%ld", root.count);
+		bench_report("nqueens", "weft", o.workers[wi], param, t, o.reps, result,
+		             ok && !bench_failed());
+	}
+	return bench_failed() ? 1 : 0;
+}

@@ -1,0 +1,125 @@
+/*
+ * uts: Unbalanced Tree Search (see uts_tree.h) with a task per node: a
+ * node's task computes its children's states one by one, spawning each
+ * child but the last as a task and running the last one directly, then
+ * waits and sums the subtree sizes.  Prints a serial line and one weft line
+ * per worker count for each tree; check is against the published count.
+ *
+ *   uts [--tree T1,T3] [--workers 1,2] [--reps 5] [--warmup 1] [--no-header]
+ */
+#include "bench_weft.h"
+#include "uts_tree.h"
+
+struct uts_task {
+	struct uts_node node;
+	unsigned long count;
+};
+
+static const struct uts_params *tree;
+
+static void uts_task(void *p)
+{
+	struct uts_task *t = p;
+	int nc = uts_num_children(tree, &t->node);
+	weft_group_t g;
+	int rc;
+
+	t->count = 1;
+	if (nc == 0)
+		return;
+
+	struct uts_task kids[nc];
+	weft_group_init(&g);
+	for (int i = 0; i < nc; i++) {
+		uts_child(&t->node, i, &kids[i].node);
+		kids[i].count = 0;
+		if (i == nc - 1) {
+			uts_task(&kids[i]);
+		} else if ((rc = weft_spawn(&g, uts_task, &kids[i])) != 0) {
+			bench_fail("weft_spawn", rc);
+			uts_task(&kids[i]);
+		}
+	}
+	rc = weft_wait(&g);
+	if (rc != 0)
+		bench_fail("weft_wait", rc);
+	for (int i = 0; i < nc; i++)
+		t->count += kids[i].count;
+}
+
+static void param_of(const struct uts_params *p, char *buf, size_t len)
+{
+	if (p->type == UTS_BIN)
+		snprintf(buf, len, "tree=%s;t=0;b=%g;q=%g;m=%d;r=%d;nodes=%lu", p->name, p->b0,
+		         p->q, p->m, p->seed, p->nodes);
+	else
+		snprintf(buf, len, "tree=%s;t=1;a=%d;d=%d;b=%g;r=%d;nodes=%lu", p->name,
+		         p->shape, p->gen_mx, p->b0, p->seed, p->nodes);
+}
+
+int main(int argc, char **argv)
+{
+	static const char own[] = "[--tree T1,T3] ";
+	struct bench_opts o;
+	double t[BENCH_MAX_REPS];
+	char param[160], result[32], trees[64] = "T1,T3";
+
+	bench_opts_init(&o, "1,2", 5);
+	for (int i = 1; i < argc; i++) {
+		if (bench_common_arg(&o, argc, argv, &i, own))
+			continue;
+		if (!strcmp(argv[i], "--tree"))
+			snprintf(trees, sizeof trees, "%s", bench_optval(argc, argv, &i, own));
+		else
+			bench_usage_exit(argv[0], own);
+	}
+	bench_print_header(&o);
+
+	for (char *save = NULL, *name = strtok_r(trees, ",", &save); name;
+	     name = strtok_r(NULL, ",", &save)) {
+		tree = uts_find(name);
+		if (!tree) {
+			fprintf(stderr, "%s: unknown tree '%s' (T1, T3)\n", argv[0], name);
+			return 2;
+		}
+		param_of(tree, param, sizeof param);
+
+		struct uts_node root;
+		unsigned long r = 0;
+		uts_root(tree, &root);
+		for (int w = 0; w < o.warmup; w++)
+			r = uts_serial(tree, &root);
+		for (int k = 0; k < o.reps; k++) {
+			double t0 = bench_now();
+			r = uts_serial(tree, &root);
+			t[k] = bench_now() - t0;
+		}
+		snprintf(result, sizeof result, "%lu", r);
+		bench_report("uts", "serial", 1, param, t, o.reps, result, r == tree->nodes);
+
+		for (int wi = 0; wi < o.nworkers; wi++) {
+			weft_runtime_t *rt = bench_weft_create(o.workers[wi]);
+			struct uts_task task;
+			int ok = 1;
+			if (!rt) {
+				bench_report("uts", "weft", o.workers[wi], param, t, 0, "error", 0);
+				continue;
+			}
+			for (int w = 0; w < o.warmup; w++) {
+				task.node = root;
+				bench_weft_run(rt, uts_task, &task);
+			}
+			for (int k = 0; k < o.reps; k++) {
+				task.node = root;
+				task.count = 0;
+				t[k] = bench_weft_run(rt, uts_task, &task);
+				ok &= task.count == tree->nodes;
+			}
+			bench_weft_destroy(rt);
+			snprintf(result, sizeof result, "%lu", task.count);
+			bench_report("uts", "weft", o.workers[wi], param, t, o.reps, result,
+			             ok && !bench_failed());
+		}
+	}
+	return bench_failed() ? 1 : 0;
+}
