@@ -66,7 +66,7 @@ static inline void weft__trace_rec(struct weft__trace_ring *r, uint32_t type, ui
 }
 
 #ifdef WEFT_NO_TRACE
-#define WEFT_TRACE(w, type, aux, arg) ((void)(w))
+#define WEFT_TRACE(w, type, aux, arg) ((void)(w), (void)(type), (void)(aux), (void)(arg))
 #else
 #define WEFT_TRACE(w, type, aux, arg)                                                       \
 	do {                                                                                \
