@@ -1495,6 +1495,9 @@ __attribute__((noinline)) void weft_trace_test_tree(void *p)
 
 Test(trace_e2e, runtime_trace_reads_back, .timeout = 120)
 {
+#ifdef WEFT_NO_TRACE
+	cr_skip_test("built with --disable-trace");
+#endif
 	char *path = tmpfile_path("rt.trace"), *json = tmpfile_path("rt.json"), *svg = tmpfile_path("rt.svg");
 	weft_config_t cfg;
 	weft_runtime_t *rt = NULL;
