@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "worker.h"
@@ -25,7 +26,7 @@ const char *weft_strerror(int err)
 	case -EAGAIN:
 		return "could not start a worker thread";
 	default:
-		if (err < 0 && strerrordesc_np(-err))
+		if (err < 0 && err != INT_MIN && strerrordesc_np(-err))
 			return strerrordesc_np(-err);
 		return "unknown error";
 	}
