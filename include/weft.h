@@ -170,7 +170,7 @@ WEFT_EXTERN int weft_parallel_for(size_t begin, size_t end, size_t grain,
  * them (./configure --disable-stats) every counter reads 0.
  */
 typedef struct weft_stats {
-	uint64_t tasks_run;      /* tasks run to completion: spawned + submitted */
+	uint64_t tasks_run;      /* tasks run: derived, exact when quiescent (below) */
 	uint64_t spawns;         /* successful weft_spawn calls */
 	uint64_t submits;        /* successful weft_submit calls (weft_run included) */
 	uint64_t injected;       /* tasks taken from the outside-submission queue */
@@ -186,7 +186,10 @@ typedef struct weft_stats {
  * workers (per_worker may be NULL when n is 0), and *total (may be NULL) the
  * sum over all workers plus what outside threads did (their submits).
  * Counts are exact once the runtime is quiescent; while it runs each
- * counter is a recent value.  Returns the number of workers, or -EINVAL.
+ * counter is a recent value.  tasks_run is not counted on the hot path but
+ * derived (spawns + submits - stolen from the worker + steals + injected),
+ * so while tasks wait in deques it includes them.  Returns the number of
+ * workers, or -EINVAL.
  */
 WEFT_EXTERN int weft_stats_get(const weft_runtime_t *rt, weft_stats_t *total,
                                weft_stats_t *per_worker, unsigned n);

@@ -76,7 +76,6 @@ int weft_submit(weft_runtime_t *rt, weft_task_fn fn, void *arg, weft_future_t **
 	f->next = NULL;
 
 	if (self && self->rt == rt) {
-		WEFT_STAT_INC(self, submits);
 		/* From inside the runtime: local work, on the own deque.  The
 		 * running task keeps outstanding above 0, so destroy cannot
 		 * have passed its drain: no closing check here. */
@@ -87,6 +86,7 @@ int weft_submit(weft_runtime_t *rt, weft_task_fn fn, void *arg, weft_future_t **
 			free(f);
 			return -ENOMEM;
 		}
+		WEFT_STAT_INC(self, submits);
 		weft__notify(rt, &rt->idle);
 	} else {
 		/* One count for the task, one for this submitter (I2). */

@@ -7,10 +7,12 @@
 
 #include "worker.h"
 
-static void load(const struct weft__stats *s, weft_stats_t *o)
+static void load(const struct weft__worker *w, weft_stats_t *o)
 {
+	const struct weft__stats *s = &w->stats;
+	uint64_t stolen = atom_load_u64(&w->stolen);
+
 #define LOAD(f) o->f = (uint64_t)atom_load_64((const int64_t *)&s->f)
-	LOAD(tasks_run);
 	LOAD(spawns);
 	LOAD(submits);
 	LOAD(injected);
@@ -20,6 +22,9 @@ static void load(const struct weft__stats *s, weft_stats_t *o)
 	LOAD(wakeups);
 	LOAD(parked_ns);
 #undef LOAD
+	/* Derived (stats.h); while tasks are pending it can run ahead of
+	 * what has really run, never behind it at quiescence. */
+	o->tasks_run = o->spawns + o->submits - stolen + o->steals + o->injected;
 }
 
 static void add(weft_stats_t *t, const weft_stats_t *s)
@@ -47,7 +52,7 @@ int weft_stats_get(const weft_runtime_t *rt, weft_stats_t *total, weft_stats_t *
 	}
 	for (i = 0; i < rt->nworkers; i++) {
 		weft_stats_t s;
-		load(&rt->workers[i].stats, &s);
+		load(&rt->workers[i], &s);
 		if (i < n)
 			per_worker[i] = s;
 		if (total)
@@ -79,7 +84,7 @@ int weft_stats_print(const weft_runtime_t *rt, FILE *out)
 	             "worker", "tasks_run", "spawns", "submits", "injected", "steal_tries", "steals", "parks",
 	             "wakeups", "parked_s") > 0;
 	for (i = 0; ok && i < rt->nworkers; i++) {
-		load(&rt->workers[i].stats, &s);
+		load(&rt->workers[i], &s);
 		snprintf(name, sizeof name, "%u", i);
 		ok = row(out, name, &s) > 0;
 	}

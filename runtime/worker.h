@@ -24,7 +24,8 @@ struct weft__worker {
 	struct weft__deque dq;
 	/* Park word: 1 while parked, 0 otherwise; futex address. */
 	uint32_t park_word __attribute__((aligned(WEFT_CACHELINE)));
-	bool in_stack; /* on the idle stack; under idle.lock */
+	bool in_stack;   /* on the idle stack; under idle.lock */
+	uint64_t stolen; /* tasks thieves took from this deque (stats.h) */
 	/* Owner-private from here. */
 	struct weft_runtime *rt __attribute__((aligned(WEFT_CACHELINE)));
 	unsigned index;
@@ -79,7 +80,6 @@ static inline void weft__run_task(struct weft__worker *w, const struct weft__tas
 	struct weft_group *g = t->group;
 
 	t->fn(t->arg);
-	WEFT_STAT_INC(w, tasks_run);
 	if (g) {
 		/* Pairs with the acquire loads in group_done (group.c). */
 		if (g->owner_ == (void *)w)

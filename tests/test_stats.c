@@ -12,57 +12,112 @@
 
 #include "trace_format.h"
 
-/* Counters are bumped after a task returns, so a snapshot taken right after
- * weft_run may still miss the root's count: poll until the counts add up
- * (they must within a second) and never overshoot. */
-static void settled(weft_runtime_t *rt, weft_stats_t *total)
-{
-	double deadline = t_now() + 5.0;
+/* fib that records, independently of the runtime, which worker ran each
+ * task: the counters must agree with it worker by worker. */
+#define MAXW 8
+static atomic_ulong ran_on[MAXW];
 
-	for (;;) {
-		int n = weft_stats_get(rt, total, NULL, 0);
-		cr_assert_eq(n, (int)weft_runtime_workers(rt));
-		cr_assert_leq(total->tasks_run, total->spawns + total->submits,
-		              "more tasks ran (%llu) than were spawned (%llu) and submitted (%llu)",
-		              (unsigned long long)total->tasks_run, (unsigned long long)total->spawns,
-		              (unsigned long long)total->submits);
-		if (total->tasks_run == total->spawns + total->submits || t_now() > deadline)
-			return;
-		t_sleep_ms(1);
-	}
+struct cfib {
+	unsigned n;
+	uint64_t r;
+};
+
+static void fib_body(struct cfib *a);
+
+/* A task: records where it ran, then computes. */
+static void counted_task(void *p)
+{
+	int w = weft_worker_index();
+
+	if (w >= 0 && w < MAXW)
+		atomic_fetch_add(&ran_on[w], 1);
+	fib_body(p);
 }
 
-Test(stats, counts_add_up, .timeout = 30)
+/* fib(n-1) as a task, fib(n-2) as a plain call (not a task). */
+static void fib_body(struct cfib *a)
+{
+	if (a->n < 2) {
+		a->r = a->n;
+		return;
+	}
+	struct cfib x = { a->n - 1, 0 }, y = { a->n - 2, 0 };
+	weft_group_t g;
+	weft_group_init(&g);
+	if (weft_spawn(&g, counted_task, &x) != 0) {
+		t_fail_at(__FILE__, __LINE__, "weft_spawn failed");
+		fib_body(&x);
+	}
+	fib_body(&y);
+	weft_wait(&g);
+	a->r = x.r + y.r;
+}
+
+static void counts_match(unsigned workers, unsigned n, unsigned runs)
+{
+	weft_runtime_t *rt = t_runtime(workers);
+	weft_stats_t total, per[MAXW];
+	struct cfib f;
+	uint64_t spawns_each = t_fib_serial(n + 1) - 1; /* a spawn per call with n >= 2 */
+
+	for (unsigned w = 0; w < MAXW; w++)
+		atomic_store(&ran_on[w], 0);
+	for (unsigned i = 0; i < runs; i++) {
+		f.n = n;
+		f.r = 0;
+		t_run(rt, counted_task, &f);
+		cr_assert_eq(f.r, t_fib_serial(n));
+	}
+	cr_assert_eq(t_failures(), 0, "%s", t_fail_msg_);
+	/* Every task of every run has returned (weft_run waited for the root,
+	 * the root for its groups), so the snapshot is exact. */
+	cr_assert_eq(weft_stats_get(rt, &total, per, workers), (int)workers);
+	cr_assert_eq(total.spawns, runs * spawns_each, "spawns = %llu", (unsigned long long)total.spawns);
+	cr_assert_eq(total.submits, runs, "submits = %llu", (unsigned long long)total.submits);
+	cr_assert_eq(total.injected, runs, "each weft_run goes through the injector once");
+	cr_assert_leq(total.steals, total.steal_attempts);
+	cr_assert_leq(total.wakeups, total.parks);
+	uint64_t seen = 0, spawn_sum = 0;
+	for (unsigned w = 0; w < workers; w++) {
+		uint64_t r = atomic_load(&ran_on[w]);
+		cr_assert_eq(per[w].tasks_run, r, "worker %u: tasks_run %llu, the test saw %llu run there", w,
+		             (unsigned long long)per[w].tasks_run, (unsigned long long)r);
+		seen += r;
+		spawn_sum += per[w].spawns;
+	}
+	cr_assert_eq(seen, runs * (spawns_each + 1), "every task ran once");
+	cr_assert_eq(total.tasks_run, total.spawns + total.submits);
+	cr_assert_eq(spawn_sum, total.spawns);
+	t_destroy(rt);
+}
+
+Test(stats, counts_add_up_one_worker, .timeout = 30)
 {
 #ifdef WEFT_NO_STATS
 	cr_skip_test("built with --disable-stats");
 #endif
-	weft_runtime_t *rt = t_runtime(2);
-	weft_stats_t total, per[2];
-	struct t_fib f = {20, 0};
-	const unsigned runs = 5;
+	counts_match(1, 18, 3);
+}
 
-	for (unsigned i = 0; i < runs; i++) {
-		f.r = 0;
-		t_run(rt, t_fib_task, &f);
-		cr_assert_eq(f.r, 6765);
-	}
-	settled(rt, &total);
-	/* fib(20) spawns once per call with n >= 2: F(21) - 1 = 10945. */
-	cr_assert_eq(total.spawns, runs * 10945ULL, "spawns = %llu", (unsigned long long)total.spawns);
-	cr_assert_eq(total.submits, runs, "submits = %llu", (unsigned long long)total.submits);
-	cr_assert_eq(total.tasks_run, total.spawns + total.submits, "tasks_run %llu != spawns + submits",
-	             (unsigned long long)total.tasks_run);
-	cr_assert_eq(total.injected, runs, "each weft_run goes through the injector once");
-	cr_assert_leq(total.steals, total.steal_attempts);
-	cr_assert_leq(total.wakeups, total.parks);
+Test(stats, counts_add_up_per_worker, .timeout = 60)
+{
+#ifdef WEFT_NO_STATS
+	cr_skip_test("built with --disable-stats");
+#endif
+	/* Several workers: tasks are stolen, and each worker's count must
+	 * still match what ran on it. */
+	counts_match(4, 20, 5);
+}
 
-	cr_assert_eq(weft_stats_get(rt, NULL, per, 2), 2);
-	uint64_t run_sum = per[0].tasks_run + per[1].tasks_run;
-	uint64_t spawn_sum = per[0].spawns + per[1].spawns;
-	cr_assert_eq(run_sum, total.tasks_run);
-	cr_assert_eq(spawn_sum, total.spawns);
-	t_destroy(rt);
+/* Poll until the snapshot's parks reach want (idle workers park within
+ * microseconds; 5 s is only a guard). */
+static void wait_parks(weft_runtime_t *rt, weft_stats_t *total, uint64_t want)
+{
+	double deadline = t_now() + 5.0;
+	do {
+		t_sleep_ms(5);
+		weft_stats_get(rt, total, NULL, 0);
+	} while (total->parks < want && t_now() < deadline);
 }
 
 Test(stats, parks_when_idle, .timeout = 30)
@@ -76,13 +131,16 @@ Test(stats, parks_when_idle, .timeout = 30)
 
 	t_run(rt, t_fib_task, &f);
 	/* Idle workers search briefly, then park: both must be asleep soon. */
-	double deadline = t_now() + 5.0;
-	do {
-		t_sleep_ms(5);
-		weft_stats_get(rt, &total, NULL, 0);
-	} while (total.parks < 2 && t_now() < deadline);
+	wait_parks(rt, &total, 2);
 	cr_assert_geq(total.parks, 2, "parks = %llu after 5 s idle", (unsigned long long)total.parks);
 	t_destroy(rt);
+}
+
+static void submit_inner(void *p)
+{
+	struct t_fib *f = p;
+	if (weft_submit(weft_runtime_current(), t_fib_task, f, NULL) != 0)
+		t_fail_at(__FILE__, __LINE__, "weft_submit from a worker failed");
 }
 
 Test(stats, submits_from_workers_count, .timeout = 30)
@@ -91,13 +149,17 @@ Test(stats, submits_from_workers_count, .timeout = 30)
 	cr_skip_test("built with --disable-stats");
 #endif
 	weft_runtime_t *rt = t_runtime(1);
-	weft_stats_t total;
-
+	weft_stats_t total, per;
 	struct t_fib f = {10, 0};
-	cr_assert_eq(weft_submit(rt, t_fib_task, &f, NULL), 0);
-	settled(rt, &total);
-	cr_assert_eq(total.submits, 1);
+
+	t_run(rt, submit_inner, &f);
+	/* The inner submission is detached: wait until the worker is idle. */
+	wait_parks(rt, &total, 1);
+	cr_assert_eq(weft_stats_get(rt, &total, &per, 1), 1);
 	cr_assert_eq(f.r, 55);
+	cr_assert_eq(total.submits, 2, "one outside, one from the worker");
+	cr_assert_eq(per.submits, 1, "the worker's own submit is counted on it");
+	cr_assert_eq(per.tasks_run, 2 + per.spawns, "both submissions and every spawn ran there");
 	t_destroy(rt);
 }
 
