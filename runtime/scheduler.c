@@ -95,9 +95,7 @@ static bool steal_round(struct weft__worker *w, struct weft__task *t)
 			WEFT_STAT_INC(w, steal_attempts);
 			if (r == WEFT_STEAL_OK) {
 				WEFT_STAT_INC(w, steals);
-#ifndef WEFT_NO_STATS
-				atom_inc_u64(&rt->workers[v].stolen);
-#endif
+				WEFT_STAT_STOLEN(&rt->workers[v]);
 				WEFT_TRACE(w, WEFT_EV_STEAL, v, task_fn_addr(t));
 				return true;
 			}

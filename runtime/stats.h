@@ -37,7 +37,10 @@ struct weft__stats {
 
 #ifdef WEFT_NO_STATS
 #define WEFT_STAT_ADD(w, field, n) ((void)(w), (void)(n))
+#define WEFT_STAT_STOLEN(victim) ((void)(victim))
 #else
+/* A thief counts the task it took from victim.  Any thread. */
+#define WEFT_STAT_STOLEN(victim) atom_inc_u64(&(victim)->stolen)
 /* Owner worker only. */
 #define WEFT_STAT_ADD(w, field, n) \
 	atom_store_64((int64_t *)&(w)->stats.field, (int64_t)((w)->stats.field + (uint64_t)(n)))
