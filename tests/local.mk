@@ -66,3 +66,8 @@ tests_test_oom_CPPFLAGS = $(WEFT_TEST_CPPFLAGS)
 tests_test_oom_LDADD = $(WEFT_TEST_LDADD)
 tests_test_oom_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=posix_memalign
 endif
+
+# The README's example program, compiled and run against this build.
+TESTS += tests/readme_example.sh
+EXTRA_DIST += tests/readme_example.sh
+AM_TESTS_ENVIRONMENT += CC="$(CC)" SAN_CFLAGS="$(SAN_CFLAGS)" top_srcdir="$(abs_top_srcdir)" top_builddir="$(abs_top_builddir)"; export CC SAN_CFLAGS top_srcdir top_builddir;
