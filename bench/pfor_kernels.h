@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
+
 #define PFOR_TRIAD_SCALE 3.0
 
 struct pfor_ctx {
@@ -133,6 +135,55 @@ static inline void pfor_free(struct pfor_ctx *x)
 	free(x->b);
 	free(x->c);
 	free(x->out);
+}
+
+/* One kind of loop at one size, for every worker count in o: each program
+ * (weft, OpenMP, oneTBB) supplies its own. */
+typedef void (*pfor_run_fn)(const struct bench_opts *o, int mem, size_t n, int passes, int iters,
+                            size_t grain);
+
+/* The command line every pfor program shares, then run for each --kind.
+ * init (may be NULL) runs after parsing, before the header.  Returns the
+ * exit status. */
+static inline int pfor_main(int argc, char **argv, pfor_run_fn run, void (*init)(void))
+{
+	static const char own[] =
+		"[--kind mem,compute] [--n N] [--passes P] [--iters K] [--grain G] ";
+	struct bench_opts o;
+	char kinds[32] = "mem,compute";
+	long n = 0, grain = 0;
+	int passes = 5, iters = 64;
+	char *save = NULL;
+
+	bench_opts_init(&o, "1,2", 5);
+	for (int i = 1; i < argc; i++) {
+		if (bench_common_arg(&o, argc, argv, &i, own))
+			continue;
+		if (!strcmp(argv[i], "--kind"))
+			snprintf(kinds, sizeof kinds, "%s", bench_optval(argc, argv, &i, own));
+		else if (!strcmp(argv[i], "--n"))
+			n = bench_optlong(argc, argv, &i, own, 1, 1L << 32);
+		else if (!strcmp(argv[i], "--passes"))
+			passes = (int)bench_optlong(argc, argv, &i, own, 1, 10000);
+		else if (!strcmp(argv[i], "--iters"))
+			iters = (int)bench_optlong(argc, argv, &i, own, 1, 1 << 20);
+		else if (!strcmp(argv[i], "--grain"))
+			grain = bench_optlong(argc, argv, &i, own, 0, 1L << 32);
+		else
+			bench_usage_exit(argv[0], own);
+	}
+	if (init)
+		init();
+	bench_print_header(&o);
+	for (char *k = strtok_r(kinds, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+		int mem = !strcmp(k, "mem");
+		if (!mem && strcmp(k, "compute") != 0) {
+			fprintf(stderr, "%s: unknown kind '%s' (mem, compute)\n", argv[0], k);
+			return 2;
+		}
+		run(&o, mem, n ? (size_t)n : (size_t)1 << (mem ? 23 : 20), passes, iters, (size_t)grain);
+	}
+	return bench_failed() ? 1 : 0;
 }
 
 #endif /* BENCH_PFOR_KERNELS_H */

@@ -59,40 +59,5 @@ static void run_kind(const struct bench_opts *o, int mem, size_t n, int passes, 
 
 int main(int argc, char **argv)
 {
-	static const char own[] =
-		"[--kind mem,compute] [--n N] [--passes P] [--iters K] [--grain G] ";
-	struct bench_opts o;
-	char kinds[32] = "mem,compute";
-	long n = 0, grain = 0;
-	int passes = 5, iters = 64;
-
-	bench_opts_init(&o, "1,2", 5);
-	for (int i = 1; i < argc; i++) {
-		if (bench_common_arg(&o, argc, argv, &i, own))
-			continue;
-		if (!strcmp(argv[i], "--kind"))
-			snprintf(kinds, sizeof kinds, "%s", bench_optval(argc, argv, &i, own));
-		else if (!strcmp(argv[i], "--n"))
-			n = bench_optlong(argc, argv, &i, own, 1, 1L << 32);
-		else if (!strcmp(argv[i], "--passes"))
-			passes = (int)bench_optlong(argc, argv, &i, own, 1, 10000);
-		else if (!strcmp(argv[i], "--iters"))
-			iters = (int)bench_optlong(argc, argv, &i, own, 1, 1 << 20);
-		else if (!strcmp(argv[i], "--grain"))
-			grain = bench_optlong(argc, argv, &i, own, 0, 1L << 32);
-		else
-			bench_usage_exit(argv[0], own);
-	}
-	bench_print_header(&o);
-	char *save = NULL;
-	for (char *k = strtok_r(kinds, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
-		int mem = !strcmp(k, "mem");
-		if (!mem && strcmp(k, "compute") != 0) {
-			fprintf(stderr, "%s: unknown kind '%s' (mem, compute)\n", argv[0], k);
-			return 2;
-		}
-		run_kind(&o, mem, n ? (size_t)n : (size_t)1 << (mem ? 23 : 20), passes, iters,
-		         (size_t)grain);
-	}
-	return 0;
+	return pfor_main(argc, argv, run_kind, NULL);
 }
