@@ -11,6 +11,10 @@
 #ifndef BENCH_NQUEENS_H
 #define BENCH_NQUEENS_H
 
+#include <stdio.h>
+#include <string.h>
+
+#include "bench_util.h"
 #include <string.h>
 
 #define NQ_MAX 16
@@ -67,6 +71,35 @@ static long nq_serial(int n, const struct nq_board *b)
 		count += nq_serial(n, &child);
 	}
 	return count;
+}
+
+/* The command line every nqueens program shares: common options plus
+ * --n and --cutoff (see above; default n, no cutoff).  Fills the CSV
+ * param string. */
+static inline void nq_parse_args(int argc, char **argv, struct bench_opts *o, int *n, int *cutoff,
+                                 char *param, size_t plen)
+{
+	static const char own[] = "[--n N] [--cutoff ROW] ";
+
+	*n = 12;
+	*cutoff = -1;
+	bench_opts_init(o, "1,2", 5);
+	for (int i = 1; i < argc; i++) {
+		if (bench_common_arg(o, argc, argv, &i, own))
+			continue;
+		if (!strcmp(argv[i], "--n"))
+			*n = (int)bench_optlong(argc, argv, &i, own, 1, NQ_MAX);
+		else if (!strcmp(argv[i], "--cutoff"))
+			*cutoff = (int)bench_optlong(argc, argv, &i, own, 0, NQ_MAX);
+		else
+			bench_usage_exit(argv[0], own);
+	}
+	if (*cutoff < 0 || *cutoff > *n)
+		*cutoff = *n;
+	if (*cutoff == *n)
+		snprintf(param, plen, "n=%d", *n);
+	else
+		snprintf(param, plen, "n=%d;cutoff=%d", *n, *cutoff);
 }
 
 #endif /* BENCH_NQUEENS_H */

@@ -36,29 +36,12 @@ static long nq_tbb(int n, int cutoff, const struct nq_board *b)
 
 int main(int argc, char **argv)
 {
-	static const char own[] = "[--n N] [--cutoff ROW] ";
 	struct bench_opts o;
 	double t[BENCH_MAX_REPS];
 	char param[96], result[32];
-	int n = 12, cutoff = -1;
+	int n, cutoff;
 
-	bench_opts_init(&o, "1,2", 5);
-	for (int i = 1; i < argc; i++) {
-		if (bench_common_arg(&o, argc, argv, &i, own))
-			continue;
-		if (!strcmp(argv[i], "--n"))
-			n = (int)bench_optlong(argc, argv, &i, own, 1, NQ_MAX);
-		else if (!strcmp(argv[i], "--cutoff"))
-			cutoff = (int)bench_optlong(argc, argv, &i, own, 0, NQ_MAX);
-		else
-			bench_usage_exit(argv[0], own);
-	}
-	if (cutoff < 0 || cutoff > n)
-		cutoff = n;
-	if (cutoff == n)
-		snprintf(param, sizeof param, "n=%d", n);
-	else
-		snprintf(param, sizeof param, "n=%d;cutoff=%d", n, cutoff);
+	nq_parse_args(argc, argv, &o, &n, &cutoff, param, sizeof param);
 	bench_print_header(&o);
 
 	const struct nq_board empty = { 0, { 0 } };
