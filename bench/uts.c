@@ -47,42 +47,18 @@ static void uts_task(void *p)
 		t->count += kids[i].count;
 }
 
-static void param_of(const struct uts_params *p, char *buf, size_t len)
-{
-	if (p->type == UTS_BIN)
-		snprintf(buf, len, "tree=%s;t=0;b=%g;q=%g;m=%d;r=%d;nodes=%lu", p->name, p->b0,
-		         p->q, p->m, p->seed, p->nodes);
-	else
-		snprintf(buf, len, "tree=%s;t=1;a=%d;d=%d;b=%g;r=%d;nodes=%lu", p->name,
-		         p->shape, p->gen_mx, p->b0, p->seed, p->nodes);
-}
-
 int main(int argc, char **argv)
 {
-	static const char own[] = "[--tree T1,T3] ";
 	struct bench_opts o;
 	double t[BENCH_MAX_REPS];
-	char param[160], result[32], trees[64] = "T1,T3";
+	char param[160], result[32], trees[64];
+	char *save = NULL;
 
-	bench_opts_init(&o, "1,2", 5);
-	for (int i = 1; i < argc; i++) {
-		if (bench_common_arg(&o, argc, argv, &i, own))
-			continue;
-		if (!strcmp(argv[i], "--tree"))
-			snprintf(trees, sizeof trees, "%s", bench_optval(argc, argv, &i, own));
-		else
-			bench_usage_exit(argv[0], own);
-	}
+	uts_parse_args(argc, argv, &o, trees, sizeof trees);
 	bench_print_header(&o);
 
-	for (char *save = NULL, *name = strtok_r(trees, ",", &save); name;
-	     name = strtok_r(NULL, ",", &save)) {
-		tree = uts_find(name);
-		if (!tree) {
-			fprintf(stderr, "%s: unknown tree '%s' (T1, T3)\n", argv[0], name);
-			return 2;
-		}
-		param_of(tree, param, sizeof param);
+	while ((tree = uts_next_tree(trees, &save, argv[0])) != NULL) {
+		uts_param(tree, param, sizeof param);
 
 		struct uts_node root;
 		unsigned long r = 0;

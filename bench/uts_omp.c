@@ -50,37 +50,17 @@ static double run(unsigned workers, const struct uts_node *root, unsigned long *
 
 int main(int argc, char **argv)
 {
-	static const char own[] = "[--tree T1,T3] ";
 	struct bench_opts o;
 	double t[BENCH_MAX_REPS];
-	char param[160], result[32], trees[64] = "T1,T3";
+	char param[160], result[32], trees[64];
+	char *save = NULL;
 
-	bench_opts_init(&o, "1,2", 5);
-	for (int i = 1; i < argc; i++) {
-		if (bench_common_arg(&o, argc, argv, &i, own))
-			continue;
-		if (!strcmp(argv[i], "--tree"))
-			snprintf(trees, sizeof trees, "%s", bench_optval(argc, argv, &i, own));
-		else
-			bench_usage_exit(argv[0], own);
-	}
+	uts_parse_args(argc, argv, &o, trees, sizeof trees);
 	bench_omp_init();
 	bench_print_header(&o);
 
-	for (char *save = NULL, *name = strtok_r(trees, ",", &save); name;
-	     name = strtok_r(NULL, ",", &save)) {
-		tree = uts_find(name);
-		if (!tree) {
-			fprintf(stderr, "%s: unknown tree '%s' (T1, T3)\n", argv[0], name);
-			return 2;
-		}
-		if (tree->type == UTS_BIN)
-			snprintf(param, sizeof param, "tree=%s;t=0;b=%g;q=%g;m=%d;r=%d;nodes=%lu",
-			         tree->name, tree->b0, tree->q, tree->m, tree->seed, tree->nodes);
-		else
-			snprintf(param, sizeof param, "tree=%s;t=1;a=%d;d=%d;b=%g;r=%d;nodes=%lu",
-			         tree->name, tree->shape, tree->gen_mx, tree->b0, tree->seed,
-			         tree->nodes);
+	while ((tree = uts_next_tree(trees, &save, argv[0])) != NULL) {
+		uts_param(tree, param, sizeof param);
 
 		struct uts_node root;
 		uts_root(tree, &root);

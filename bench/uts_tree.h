@@ -24,10 +24,14 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <nettle/sha1.h>
 #include <nettle/version.h>
+
+#include "bench_util.h"
 
 enum { UTS_BIN = 0, UTS_GEO = 1 };
 enum { UTS_LINEAR = 0, UTS_EXPDEC = 1, UTS_CYCLIC = 2, UTS_FIXED = 3 };
@@ -178,6 +182,53 @@ static inline const struct uts_params *uts_find(const char *name)
 		if (!strcmp(uts_trees[i].name, name))
 			return &uts_trees[i];
 	return NULL;
+}
+
+/* The CSV param string of tree p. */
+static inline void uts_param(const struct uts_params *p, char *buf, size_t len)
+{
+	if (p->type == UTS_BIN)
+		snprintf(buf, len, "tree=%s;t=0;b=%g;q=%g;m=%d;r=%d;nodes=%lu", p->name, p->b0,
+		         p->q, p->m, p->seed, p->nodes);
+	else
+		snprintf(buf, len, "tree=%s;t=1;a=%d;d=%d;b=%g;r=%d;nodes=%lu", p->name,
+		         p->shape, p->gen_mx, p->b0, p->seed, p->nodes);
+}
+
+/* The command line every uts program shares: common options plus --tree
+ * LIST (default T1,T3), copied into trees. */
+static inline void uts_parse_args(int argc, char **argv, struct bench_opts *o, char *trees,
+                                  size_t len)
+{
+	static const char own[] = "[--tree T1,T3] ";
+
+	snprintf(trees, len, "T1,T3");
+	bench_opts_init(o, "1,2", 5);
+	for (int i = 1; i < argc; i++) {
+		if (bench_common_arg(o, argc, argv, &i, own))
+			continue;
+		if (!strcmp(argv[i], "--tree"))
+			snprintf(trees, len, "%s", bench_optval(argc, argv, &i, own));
+		else
+			bench_usage_exit(argv[0], own);
+	}
+}
+
+/* The next tree of the comma-separated list (*save starts NULL), or NULL
+ * at its end.  An unknown name ends the program with status 2. */
+static inline const struct uts_params *uts_next_tree(char *list, char **save, const char *prog)
+{
+	char *name = strtok_r(*save ? NULL : list, ",", save);
+	const struct uts_params *p;
+
+	if (!name)
+		return NULL;
+	p = uts_find(name);
+	if (!p) {
+		fprintf(stderr, "%s: unknown tree '%s' (T1, T3)\n", prog, name);
+		exit(2);
+	}
+	return p;
 }
 
 #endif /* BENCH_UTS_TREE_H */
