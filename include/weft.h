@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,7 +53,22 @@ typedef struct weft_config {
 	const char *trace_path;
 	/* Events kept per worker (a ring: the newest survive); 0 = 262144. */
 	unsigned trace_events;
+	/* Event backend (weft_io_backend_t): WEFT_IO_AUTO tries io_uring and
+	 * falls back to epoll when io_uring cannot be set up. */
+	int io;
+	/* Size of each fiber's stack in bytes, guard page not included; 0 =
+	 * 256 KiB.  Only the pages a fiber touches take memory. */
+	size_t fiber_stack_size;
+	/* Submission-queue entries of each worker's io_uring; 0 = 256. */
+	unsigned io_entries;
 } weft_config_t;
+
+/* Event backends (weft_config_t.io, WEFT_IO=uring|epoll|auto). */
+typedef enum weft_io_backend {
+	WEFT_IO_AUTO = 0,
+	WEFT_IO_URING = 1,
+	WEFT_IO_EPOLL = 2
+} weft_io_backend_t;
 
 /*
  * Fill *cfg with defaults, then apply environment overrides:
@@ -61,6 +78,8 @@ typedef struct weft_config {
  *   WEFT_STATS=1     stats_at_exit
  *   WEFT_TRACE=PATH  trace_path (the environment's string is used as is)
  *   WEFT_TRACE_EVENTS=N trace_events
+ *   WEFT_IO=auto|uring|epoll io
+ *   WEFT_FIBER_STACK=BYTES fiber_stack_size
  * Malformed values are ignored (the default stays).
  */
 WEFT_EXTERN void weft_config_init(weft_config_t *cfg);
@@ -68,15 +87,22 @@ WEFT_EXTERN void weft_config_init(weft_config_t *cfg);
 /*
  * Create a runtime and start its workers.  cfg may be NULL (defaults plus
  * environment).  Returns 0 and sets *rt, or -EINVAL (rt NULL, a field out of
- * range), -ENOMEM, -EAGAIN (a thread could not be started).
+ * range), -ENOMEM, -EAGAIN (a thread could not be started), or, when
+ * io is WEFT_IO_URING (asked for explicitly) and io_uring cannot be set up,
+ * that setup's negative errno.  With WEFT_IO_AUTO a missing io_uring is
+ * never an error: the runtime uses epoll (weft_runtime_io_backend).
  */
 WEFT_EXTERN int weft_runtime_create(weft_runtime_t **rt, const weft_config_t *cfg);
 
 /*
  * Finish all submitted work (including detached tasks and the tasks they
- * spawn), join the workers and free the runtime.  Returns 0, -EINVAL (rt
- * NULL) or -EDEADLK when called from one of rt's own workers (nothing is
- * freed then).
+ * spawn, fibers and callback operations), join the workers and free the
+ * runtime.  From the moment destroy starts, every I/O operation and sleep
+ * still pending, and every one started afterwards, completes with
+ * -ECANCELED, so fibers blocked on I/O wake up and can return; destroy
+ * waits until they have.  (A fiber that loops forever ignoring errors keeps
+ * destroy waiting.)  Returns 0, -EINVAL (rt NULL) or -EDEADLK when called
+ * from one of rt's own workers (nothing is freed then).
  */
 WEFT_EXTERN int weft_runtime_destroy(weft_runtime_t *rt);
 
@@ -179,6 +205,10 @@ typedef struct weft_stats {
 	uint64_t parks;          /* times a worker went to sleep */
 	uint64_t wakeups;        /* times a sleeping worker was woken */
 	uint64_t parked_ns;      /* time spent asleep */
+	uint64_t fibers;         /* fibers started (weft_go) */
+	uint64_t resumes;        /* continuations queued: fibers and I/O callbacks
+	                            made runnable again (counted in tasks_run) */
+	uint64_t io_ops;         /* I/O operations and timers started */
 } weft_stats_t;
 
 /*
@@ -187,7 +217,8 @@ typedef struct weft_stats {
  * sum over all workers plus what outside threads did (their submits).
  * Counts are exact once the runtime is quiescent; while it runs each
  * counter is a recent value.  tasks_run is not counted on the hot path but
- * derived (spawns + submits - stolen from the worker + steals + injected),
+ * derived (spawns + submits + resumes - stolen from the worker + steals +
+ * injected),
  * so while tasks wait in deques it includes them.  Returns the number of
  * workers, or -EINVAL.
  */
@@ -205,6 +236,153 @@ WEFT_EXTERN int weft_stats_print(const weft_runtime_t *rt, FILE *out);
  * negative errno of the failed open or write.
  */
 WEFT_EXTERN int weft_trace_write(weft_runtime_t *rt, const char *path);
+
+/* ------------------------------------------------------------------------
+ * Event completion: fibers, I/O operations and timers.
+ *
+ * Every worker owns its own event state (an io_uring, or an epoll set) and,
+ * when it has nothing to run, waits inside it, so the same workers run
+ * fork-join tasks and resume the work that waited for I/O.  An operation
+ * completes on the worker that started it; what continues after it (a
+ * callback, or the fiber that waited) is pushed on that worker's deque,
+ * where other workers may steal it.
+ *
+ * Two ways to continue after an operation, on one mechanism:
+ *   - callbacks: fill a weft_op_t and weft_op_submit it; op->cb(op) runs as
+ *     a task on a worker with op->result set.
+ *   - fibers: code started with weft_go runs on its own stack and calls the
+ *     blocking-style functions below (weft_read, weft_recv, weft_sleep,
+ *     weft_op_run, ...): they suspend only the calling fiber, never the
+ *     worker, and return when the kernel completes the operation.  A fiber
+ *     may resume on another worker than the one it suspended on: never keep
+ *     the address of a thread-local (errno included) across such a call.
+ *     The functions return results (a count or a negative errno) and leave
+ *     errno alone.
+ *
+ * Called from a plain task (weft_run, weft_submit, weft_spawn) the same
+ * functions do not block the worker either: the task waits by helping,
+ * like weft_wait, running other tasks on its worker's stack until its
+ * operation completes.  It resumes only once the task it is helping with
+ * returns, so code that waits often belongs in a fiber.  Called off the
+ * workers they make the plain blocking system call (timeouts honoured).
+ * ------------------------------------------------------------------------ */
+
+/* The backend rt uses: WEFT_IO_URING or WEFT_IO_EPOLL; -EINVAL if rt NULL. */
+WEFT_EXTERN int weft_runtime_io_backend(const weft_runtime_t *rt);
+
+/* Why rt runs on epoll although io_uring was allowed ("io_uring_setup:
+ * Operation not permitted", say), or NULL when there is nothing to say. */
+WEFT_EXTERN const char *weft_runtime_io_note(const weft_runtime_t *rt);
+
+/*
+ * Start fn(arg) as a fiber of rt, from any thread.  It runs on a pooled
+ * stack of cfg.fiber_stack_size bytes with a guard page below it, and rt's
+ * destroy waits for it to return.  Returns 0, -EINVAL (rt or fn NULL),
+ * -ENOMEM (no memory or mappings for the stack), or -ESHUTDOWN when called
+ * from outside rt while rt is being destroyed.
+ */
+WEFT_EXTERN int weft_go(weft_runtime_t *rt, weft_task_fn fn, void *arg);
+
+/* Nonzero when the caller runs in a fiber. */
+WEFT_EXTERN int weft_in_fiber(void);
+
+/* In a fiber: let the worker run its other work, then continue (maybe on
+ * another worker).  Elsewhere: sched_yield(). */
+WEFT_EXTERN void weft_yield(void);
+
+/* Operation codes of weft_op_t. */
+enum weft_opcode {
+	WEFT_OP_READ = 1, /* read(fd, buf, len) at off (off -1: the file position) */
+	WEFT_OP_WRITE,    /* write(fd, buf, len) at off (off -1: the file position) */
+	WEFT_OP_RECV,     /* recv(fd, buf, len, flags) */
+	WEFT_OP_SEND,     /* send(fd, buf, len, flags | MSG_NOSIGNAL) */
+	WEFT_OP_ACCEPT,   /* accept4(fd, addr, &addrlen, flags); result: new fd */
+	WEFT_OP_CONNECT,  /* connect(fd, addr, addrlen) */
+	WEFT_OP_CLOSE,    /* close(fd) */
+	WEFT_OP_POLL,     /* wait until fd is ready for flags (POLLIN, POLLOUT, ...);
+	                     result: the ready events */
+	WEFT_OP_SLEEP     /* complete with 0 after timeout_ns */
+};
+
+typedef struct weft_op weft_op_t;
+typedef void (*weft_op_fn)(weft_op_t *op);
+
+/*
+ * One I/O operation or timer: a request that the caller owns (put it on the
+ * stack for weft_op_run, anywhere that lives until the callback for
+ * weft_op_submit).  Zero it, set opcode and the fields the opcode uses.
+ * result is the system call's: a byte count, a new fd, 0, or a negative
+ * errno; -ETIMEDOUT when timeout_ns passed first, -ECANCELED when
+ * cancelled (weft_op_cancel, weft_close on its fd, or runtime destroy).
+ * Short reads and writes are results, not errors; EINTR and EAGAIN are
+ * never results (the runtime retries or waits).
+ */
+struct weft_op {
+	int opcode;          /* enum weft_opcode */
+	int fd;
+	void *buf;           /* READ, WRITE, RECV, SEND */
+	size_t len;
+	int64_t off;         /* READ, WRITE */
+	int flags;           /* RECV/SEND msg flags, ACCEPT accept4 flags, POLL events */
+	struct sockaddr *addr; /* ACCEPT (out, may be NULL), CONNECT (in) */
+	socklen_t addrlen;   /* ACCEPT (in: size of addr; out: length), CONNECT */
+	uint64_t timeout_ns; /* 0: none; SLEEP: the duration */
+	weft_op_fn cb;       /* weft_op_submit: runs as a task when done */
+	void *data;          /* the caller's */
+	ssize_t result;      /* set before cb runs / weft_op_run returns */
+	void *private_[12];  /* the runtime's */
+};
+
+/*
+ * Start op; op->cb(op) runs later as a task on one of rt's workers (never
+ * inside this call).  From any thread.  Returns 0, -EINVAL (rt, op or cb
+ * NULL, unknown opcode), -ENOMEM, or -ESHUTDOWN from outside rt while it is
+ * being destroyed.  op must not be touched until cb runs.
+ */
+WEFT_EXTERN int weft_op_submit(weft_runtime_t *rt, weft_op_t *op);
+
+/*
+ * Perform op and return its result (also stored in op->result).  In a
+ * fiber the fiber is suspended; in a task the worker helps; off the workers
+ * the system call blocks the thread.  -EINVAL for a NULL op or an unknown
+ * opcode.
+ */
+WEFT_EXTERN ssize_t weft_op_run(weft_op_t *op);
+
+/*
+ * Ask for op (started with weft_op_submit, or running in weft_op_run in
+ * another fiber) to be cancelled.  From any thread.  Returns 0 when the
+ * request was made: op then completes soon, with -ECANCELED unless it had
+ * already completed; a request made right after weft_op_submit, before a
+ * worker issued op, counts too.  -EALREADY when op is not pending (finished,
+ * or never started), -EINVAL for NULL.  op's memory must stay valid until
+ * this call returns (a callback that frees op must not race with it); the
+ * runtime delays op's continuation until it no longer refers to op.
+ */
+WEFT_EXTERN int weft_op_cancel(weft_op_t *op);
+
+/* The common operations, in blocking style (see above); results as for
+ * weft_op_t.  weft_close first cancels the operations of rt's workers that
+ * wait on fd (they complete with -ECANCELED), then closes it. */
+WEFT_EXTERN ssize_t weft_read(int fd, void *buf, size_t len, off_t off);
+WEFT_EXTERN ssize_t weft_write(int fd, const void *buf, size_t len, off_t off);
+WEFT_EXTERN ssize_t weft_recv(int fd, void *buf, size_t len, int flags);
+WEFT_EXTERN ssize_t weft_send(int fd, const void *buf, size_t len, int flags);
+WEFT_EXTERN int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+WEFT_EXTERN int weft_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+WEFT_EXTERN int weft_close(int fd);
+WEFT_EXTERN int weft_sleep(uint64_t ns);
+
+/*
+ * Write all len bytes (weft_write, or weft_send for sockets, repeated over
+ * short writes; off advances when it is not -1).  Returns len, or the
+ * negative errno of the write that failed (bytes before it were written).
+ */
+WEFT_EXTERN ssize_t weft_write_all(int fd, const void *buf, size_t len, off_t off);
+
+/* Read until len bytes or end of file.  Returns the count (< len only at
+ * end of file) or the negative errno of the read that failed. */
+WEFT_EXTERN ssize_t weft_read_full(int fd, void *buf, size_t len, off_t off);
 
 /* A short English description of a weft error code (negative errno). */
 WEFT_EXTERN const char *weft_strerror(int err);

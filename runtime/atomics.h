@@ -52,6 +52,11 @@ static inline void *atom_load_ptr(void *const *p) { return __atomic_load_n(p, AT
 static inline void *atom_load_acq_ptr(void *const *p) { return __atomic_load_n(p, ATOM_SC); }
 static inline void atom_store_ptr(void **p, void *v) { __atomic_store_n(p, v, ATOM_SC); }
 static inline void atom_store_rel_ptr(void **p, void *v) { __atomic_store_n(p, v, ATOM_SC); }
+static inline void *atom_fas_ptr(void **p, void *v) { return __atomic_exchange_n(p, v, ATOM_SC); }
+static inline bool atom_cas_ptr(void **p, void *old, void *new_)
+{
+	return __atomic_compare_exchange_n(p, &old, new_, false, ATOM_SC, ATOM_SC);
+}
 
 static inline void atom_fence_sc(void) {}
 static inline void atom_fence_acq(void) {}
@@ -119,6 +124,8 @@ static inline void atom_store_rel_ptr(void **p, void *v)
 	ck_pr_fence_release();
 	ck_pr_store_ptr(p, v);
 }
+static inline void *atom_fas_ptr(void **p, void *v) { return ck_pr_fas_ptr(p, v); }
+static inline bool atom_cas_ptr(void **p, void *old, void *new_) { return ck_pr_cas_ptr(p, old, new_); }
 
 static inline void atom_fence_sc(void) { ck_pr_fence_memory(); }
 static inline void atom_fence_acq(void) { ck_pr_fence_acquire(); }

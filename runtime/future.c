@@ -19,12 +19,19 @@
  *   I3  state goes 0 -> 1 once, by exchange (a full barrier), after the
  *       task returned; a waiter registers in `waiters` before it re-reads
  *       state, so the completer either sees the waiter or the waiter sees 1.
+ *   I4  a fiber that waits suspends instead: it pushes itself on `fibers`
+ *       (a CAS), unless that already holds FIBERS_DONE; the completer
+ *       exchanges FIBERS_DONE in after setting state and wakes every fiber
+ *       it took.  So each pushed fiber is woken exactly once, and a fiber
+ *       that finds FIBERS_DONE does not park.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 
 #include "worker.h"
+
+#define FIBERS_DONE ((void *)1)
 
 void weft__outstanding_put(struct weft_runtime *rt, int64_t n)
 {
@@ -46,11 +53,16 @@ void weft__submission_run(void *rec)
 {
 	struct weft_future *f = rec;
 	struct weft_runtime *rt = f->rt;
+	struct weft__fiber *fb, *next;
 
 	f->fn(f->arg);
 	(void)atom_fas_32(&f->state, 1); /* I3 */
 	if (atom_load_32(&f->waiters))
 		weft__futex_wake(&f->state, INT_MAX);
+	for (fb = atom_fas_ptr(&f->fibers, FIBERS_DONE); fb; fb = next) { /* I4 */
+		next = fb->next; /* fb may run (and reuse next) once woken */
+		weft__fiber_wake(fb);
+	}
 	future_put(f);
 	weft__outstanding_put(rt, 1);
 }
@@ -74,6 +86,7 @@ int weft_submit(weft_runtime_t *rt, weft_task_fn fn, void *arg, weft_future_t **
 	f->fn = fn;
 	f->arg = arg;
 	f->next = NULL;
+	f->fibers = NULL;
 
 	if (self && self->rt == rt) {
 		/* From inside the runtime: local work, on the own deque.  The
@@ -125,6 +138,21 @@ int weft_future_wait(weft_future_t *f)
 		return -EINVAL;
 	if (atom_load_acq_32(&f->state))
 		return 0;
+	if (self && self->fiber) {
+		/* In a fiber: suspend it (I4), the worker goes on. */
+		struct weft__fiber *fb = self->fiber;
+		weft__fiber_prepare(fb);
+		for (;;) {
+			void *head = atom_load_ptr(&f->fibers);
+			if (head == FIBERS_DONE)
+				return 0;
+			fb->next = head;
+			if (atom_cas_ptr(&f->fibers, head, fb))
+				break;
+		}
+		weft__fiber_park(fb);
+		return 0;
+	}
 	if (self) {
 		/* On a worker: run other tasks until it is done. */
 		weft__help_until(self, future_done_cb, f);

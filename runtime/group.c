@@ -11,6 +11,10 @@
  * (remote_spawned_, remote_done_).  So the common case, a child taken back
  * and run by its parent's worker, costs no atomic instruction at all.
  *
+ * A group initialised on a fiber's stack has no owner (WEFT__GROUP_SHARED):
+ * the fiber may suspend between init and wait and come back on another
+ * worker, so all of its counts go to the atomic fields.
+ *
  * Invariants
  *   I1  spawned_ + remote_spawned_ >= done_ + remote_done_ at all times;
  *       equality, read as below, means every task of the group returned.
@@ -28,9 +32,11 @@
 
 void weft_group_init(weft_group_t *g)
 {
+	struct weft__worker *w = weft__self();
+
 	if (!g)
 		return;
-	g->owner_ = weft__self();
+	g->owner_ = w && w->fiber ? WEFT__GROUP_SHARED : (void *)w;
 	g->spawned_ = 0;
 	g->done_ = 0;
 	g->remote_spawned_ = 0;
@@ -104,13 +110,15 @@ static bool group_done_cb(void *g)
 
 int weft_wait(weft_group_t *g)
 {
-	struct weft__worker *w = weft__self();
+	struct weft__worker *w = weft__self_fresh();
 	struct weft__task t;
+	bool on_fiber;
 
 	if (!g)
 		return -EINVAL;
-	if (!w || g->owner_ != (void *)w)
+	if (!w || (g->owner_ != (void *)w && g->owner_ != WEFT__GROUP_SHARED))
 		return -EPERM;
+	on_fiber = w->fiber != NULL;
 	/* Fast path: the children are still in the own deque. */
 	while (!group_done(g)) {
 		if (!weft__deque_take(&w->dq, &t)) {
@@ -118,6 +126,8 @@ int weft_wait(weft_group_t *g)
 			break;
 		}
 		weft__run_task(w, &t);
+		if (__builtin_expect(on_fiber, 0))
+			w = weft__self_fresh(); /* the fiber may have moved */
 	}
 	return 0;
 }

@@ -6,7 +6,10 @@
  *              half of the non-parked workers search at once (Go's rule,
  *              2 * nsearching < nworkers - nparked), so a burst of idleness
  *              does not turn into every core hammering every deque.
- *   parked     a worker asleep on its park_word, listed on the idle stack.
+ *   parked     a worker asleep, listed on the idle stack: in its event state
+ *              (io.c: the waker writes its eventfd), where its own I/O
+ *              completions and timers also wake it, or on its park_word
+ *              futex when it has no event state.
  *   producer   any thread that makes work visible: a spawn (deque push),
  *              a submit (injector push).
  *
@@ -125,7 +128,10 @@ static bool wake_one(struct weft_runtime *rt)
 	atom_store_32(&idle->nparked, idle->nstack);
 	atom_store_32(&w->park_word, 0);
 	pthread_mutex_unlock(&idle->lock);
-	weft__futex_wake(&w->park_word, 1);
+	if (w->io)
+		weft__io_wake(w); /* it sleeps in its event state */
+	else
+		weft__futex_wake(&w->park_word, 1);
 	return true;
 }
 
@@ -163,6 +169,29 @@ void weft__search_end(struct weft_runtime *rt, bool found)
 		weft__wake_slow(rt);
 }
 
+/* Take w off the idle stack.  Returns false if a waker already did (and
+ * counted w as searching).  Owner worker. */
+static bool unpark_self(struct weft__worker *w)
+{
+	struct weft__idle *idle = &w->rt->idle;
+	bool removed = false;
+
+	pthread_mutex_lock(&idle->lock);
+	if (w->in_stack) {
+		unsigned i;
+		for (i = 0; i < idle->nstack; i++)
+			if (idle->stack[i] == w->index)
+				break;
+		idle->stack[i] = idle->stack[--idle->nstack];
+		w->in_stack = false;
+		atom_store_32(&idle->nparked, idle->nstack);
+		atom_store_32(&w->park_word, 0);
+		removed = true;
+	}
+	pthread_mutex_unlock(&idle->lock);
+	return removed;
+}
+
 bool weft__park(struct weft__worker *w)
 {
 	struct weft_runtime *rt = w->rt;
@@ -179,40 +208,32 @@ bool weft__park(struct weft__worker *w)
 
 	store_load_barrier_asym(); /* W2, pairs with P2 in weft__notify */
 
-	/* W3: re-check. */
-	if (weft__work_visible(rt) || atom_load_32(&rt->stop)) {
-		bool self_removed = false;
-
-		pthread_mutex_lock(&idle->lock);
-		if (w->in_stack) {
-			unsigned i;
-			for (i = 0; i < idle->nstack; i++)
-				if (idle->stack[i] == w->index)
-					break;
-			idle->stack[i] = idle->stack[--idle->nstack];
-			w->in_stack = false;
-			atom_store_32(&idle->nparked, idle->nstack);
-			atom_store_32(&w->park_word, 0);
-			self_removed = true;
-		}
-		pthread_mutex_unlock(&idle->lock);
-		if (self_removed)
-			return false;
-		/* A waker already took us off the stack and counted us as a
-		 * searcher; its store of 0 to park_word follows. */
-	}
+	/* W3: re-check.  If a waker already took us off the stack it counted
+	 * us as a searcher, and its store of 0 to park_word follows. */
+	if ((weft__work_visible(rt) || atom_load_32(&rt->stop)) && unpark_self(w))
+		return false;
 	WEFT_STAT_INC(w, parks);
 	WEFT_TRACE(w, WEFT_EV_PARK, 0, 0);
 	{
 		struct timespec t0, t1;
+		bool made_work = false;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		while (atom_load_32(&w->park_word) == 1)
-			weft__futex_wait(&w->park_word, 1, 0);
+		while (atom_load_32(&w->park_word) == 1) {
+			if (!w->io) {
+				weft__futex_wait(&w->park_word, 1, 0);
+			} else if (weft__io_run(w, -1) > 0 && unpark_self(w)) {
+				/* Our own I/O made work: go and run it. */
+				made_work = true;
+				break;
+			}
+		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		WEFT_STAT_ADD(w, parked_ns, (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+		WEFT_TRACE(w, WEFT_EV_UNPARK, 0, 0);
+		if (made_work)
+			return false;
 	}
 	WEFT_STAT_INC(w, wakeups);
-	WEFT_TRACE(w, WEFT_EV_UNPARK, 0, 0);
 	return true;
 }
 

@@ -50,7 +50,8 @@ bool weft__search_begin(struct weft_runtime *rt);              /* may I search? 
 void weft__search_end(struct weft_runtime *rt, bool found);    /* stop searching */
 /* Park the calling worker until woken.  Returns true when it was woken as a
  * searcher (the waker counted it in nsearching), false when its re-check
- * saw work or shutdown and it left without sleeping. */
+ * saw work or shutdown and it left without sleeping, or its own I/O made
+ * work while it slept. */
 bool weft__park(struct weft__worker *w);
 /* Wake every parked worker (shutdown).  Any thread. */
 void weft__wake_all(struct weft_runtime *rt);

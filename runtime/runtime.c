@@ -59,6 +59,17 @@ void weft_config_init(weft_config_t *cfg)
 		cfg->trace_path = getenv("WEFT_TRACE");
 	if (env_ulong("WEFT_TRACE_EVENTS", &v) && v >= 1 && v <= (1UL << 28))
 		cfg->trace_events = (unsigned)v;
+	if (getenv("WEFT_IO")) {
+		const char *io = getenv("WEFT_IO");
+		if (strcmp(io, "uring") == 0)
+			cfg->io = WEFT_IO_URING;
+		else if (strcmp(io, "epoll") == 0)
+			cfg->io = WEFT_IO_EPOLL;
+		else if (strcmp(io, "auto") == 0)
+			cfg->io = WEFT_IO_AUTO;
+	}
+	if (env_ulong("WEFT_FIBER_STACK", &v) && v >= WEFT_FIBER_STACK_MIN && v <= (1UL << 30))
+		cfg->fiber_stack_size = v;
 }
 
 /* CPUs in the process's affinity mask, in order. */
@@ -102,8 +113,10 @@ static void free_runtime(weft_runtime_t *rt, unsigned deques)
 	unsigned i;
 
 	weft__trace_fini(rt);
-	for (i = 0; i < deques; i++)
+	for (i = 0; i < deques; i++) {
+		weft__io_worker_free(&rt->workers[i]);
 		weft__deque_fini(&rt->workers[i].dq);
+	}
 	free(rt->workers);
 	weft__idle_fini(&rt->idle);
 	weft__injector_fini(&rt->inj);
@@ -136,7 +149,13 @@ int weft_runtime_create(weft_runtime_t **out, const weft_config_t *cfg)
 		c.stack_size = WEFT_STACK_DEFAULT;
 	if (c.deque_log2 == 0)
 		c.deque_log2 = WEFT_DEQUE_LOG2_DEFAULT;
-	if (c.workers > WORKERS_MAX || c.stack_size < (size_t)PTHREAD_STACK_MIN || c.deque_log2 > WEFT_DEQUE_LOG2_MAX)
+	if (c.fiber_stack_size == 0)
+		c.fiber_stack_size = WEFT_FIBER_STACK_DEFAULT;
+	if (c.io_entries == 0)
+		c.io_entries = WEFT_IO_ENTRIES_DEFAULT;
+	if (c.workers > WORKERS_MAX || c.stack_size < (size_t)PTHREAD_STACK_MIN || c.deque_log2 > WEFT_DEQUE_LOG2_MAX ||
+	    c.io < WEFT_IO_AUTO || c.io > WEFT_IO_EPOLL || c.fiber_stack_size < WEFT_FIBER_STACK_MIN ||
+	    c.fiber_stack_size > (1UL << 30) || c.io_entries > 32768)
 		return -EINVAL;
 
 	rt = calloc(1, sizeof(*rt));
@@ -178,6 +197,12 @@ int weft_runtime_create(weft_runtime_t **out, const weft_config_t *cfg)
 		free_runtime(rt, c.workers);
 		return -ENOMEM;
 	}
+	rc = weft__io_runtime_init(rt);
+	if (rc) {
+		free_runtime(rt, c.workers);
+		return rc;
+	}
+	rt->io_init_left = c.workers;
 
 	/* Workers start with every signal blocked, so the program's signal
 	 * handling stays on its own threads. */
@@ -201,6 +226,19 @@ int weft_runtime_create(weft_runtime_t **out, const weft_config_t *cfg)
 		free_runtime(rt, c.workers);
 		return rc == EINVAL ? -EINVAL : -EAGAIN;
 	}
+	/* Every worker sets up its own event state; wait for the outcome. */
+	for (;;) {
+		uint32_t left = atom_load_32(&rt->io_init_left);
+		if (left == 0)
+			break;
+		weft__futex_wait(&rt->io_init_left, left, 0);
+	}
+	if (rt->io_init_err) {
+		rc = rt->io_init_err;
+		stop_workers(rt, c.workers);
+		free_runtime(rt, c.workers);
+		return rc;
+	}
 	*out = rt;
 	return 0;
 }
@@ -214,6 +252,9 @@ int weft_runtime_destroy(weft_runtime_t *rt)
 	if (self && self->rt == rt)
 		return -EDEADLK;
 	(void)atom_fas_32(&rt->closing, 1);
+	/* Workers asleep in their event state wake up to cancel what is
+	 * pending there (io.c, I5), so that fibers waiting on I/O finish. */
+	weft__wake_all(rt);
 	/* Drop the runtime's own count, then wait for every submission (and
 	 * so everything it spawned) to finish (future.c, I2). */
 	weft__outstanding_put(rt, 1);
@@ -238,6 +279,16 @@ int weft_worker_index(void)
 {
 	struct weft__worker *w = weft__self();
 	return w ? (int)w->index : -1;
+}
+
+int weft_runtime_io_backend(const weft_runtime_t *rt)
+{
+	return rt ? rt->io_backend->id : -EINVAL;
+}
+
+const char *weft_runtime_io_note(const weft_runtime_t *rt)
+{
+	return rt && rt->io_note[0] ? rt->io_note : NULL;
 }
 
 weft_runtime_t *weft_runtime_current(void)

@@ -119,15 +119,36 @@ bool weft__work_visible(struct weft_runtime *rt)
 	return false;
 }
 
+/* Work of this worker's own: its deque, then the fibers that yielded, then
+ * the continuations its event state has ready. */
+static bool take_local(struct weft__worker *w, struct weft__task *t)
+{
+	struct weft__fiber *f;
+
+	if (weft__deque_take(&w->dq, t))
+		return true;
+	if ((f = weft__fiber_yielded(w)) != NULL) {
+		t->fn = weft__fiber_resume_task;
+		t->arg = f;
+		t->group = NULL;
+		return true;
+	}
+	return weft__io_active(w) && weft__io_run(w, 0) > 0 && weft__deque_take(&w->dq, t);
+}
+
 /* Returns the task's source (enum weft_trace_source), or -1 for none. */
 static int find_work(struct weft__worker *w, struct weft__task *t)
 {
 	if (++w->tick >= WEFT_INJECT_INTERVAL) {
 		w->tick = 0;
+		/* Fairness: completions and outside work get their turn
+		 * even while local work keeps coming. */
+		if (weft__io_active(w))
+			weft__io_run(w, 0);
 		if (inject_take(w, t))
 			return WEFT_SRC_INJECTED;
 	}
-	if (weft__deque_take(&w->dq, t))
+	if (take_local(w, t))
 		return WEFT_SRC_LOCAL;
 	if (inject_take(w, t))
 		return WEFT_SRC_INJECTED;
@@ -164,16 +185,27 @@ void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg)
 {
 	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
 	struct weft__task t;
+	bool on_fiber = w->fiber != NULL;
 
 	WEFT_TRACE(w, WEFT_EV_WAIT_BEGIN, 0, 0);
 	while (!done(arg)) {
-		if (weft__deque_take(&w->dq, &t)) {
+		bool ran = true;
+		if (take_local(w, &t))
 			weft__run_task(w, &t);
-			backoff = CK_BACKOFF_INITIALIZER;
-		} else if (help_foreign(w)) {
+		else if (!help_foreign(w))
+			ran = false;
+		if (ran) {
+			/* On a fiber's stack, what ran may have parked the
+			 * fiber and resumed it elsewhere (fiber.c, I4). */
+			if (on_fiber)
+				w = weft__self_fresh();
 			backoff = CK_BACKOFF_INITIALIZER;
 		} else if (backoff < WEFT_BACKOFF_CEILING) {
 			ck_backoff_eb(&backoff);
+		} else if (weft__io_active(w)) {
+			/* Waiting for this worker's own I/O: only it can
+			 * reap it, so wait there for a little while. */
+			weft__io_run(w, WEFT_IO_HELP_WAIT_NS);
 		} else {
 			sched_yield();
 		}
@@ -195,7 +227,8 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 			WEFT_TRACE(w, WEFT_EV_SEARCH_BEGIN, 0, 0);
 			for (round = 0; round < WEFT_SEARCH_ROUNDS; round++) {
 				int src = steal_round(w, t) ? WEFT_SRC_STOLEN
-				          : inject_take(w, t) ? WEFT_SRC_INJECTED : -1;
+				          : inject_take(w, t) ? WEFT_SRC_INJECTED
+				          : take_local(w, t)  ? WEFT_SRC_LOCAL : -1;
 				if (src >= 0) {
 					WEFT_TRACE(w, WEFT_EV_SEARCH_END, 0, 0);
 					weft__search_end(rt, true);
@@ -216,7 +249,10 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 		if (weft__park(w)) {
 			searching = true; /* the waker counted us */
 		} else {
-			/* The re-check saw work: take it if it is still there. */
+			/* The re-check saw work, or this worker's own event
+			 * state made some: take it if it is still there. */
+			if (take_local(w, t))
+				return WEFT_SRC_LOCAL;
 			if (inject_take(w, t))
 				return WEFT_SRC_INJECTED;
 			if (steal_round(w, t))
@@ -251,9 +287,17 @@ void *weft__worker_main(void *arg)
 	struct weft__worker *w = arg;
 	struct weft_runtime *rt = w->rt;
 	struct weft__task t;
+	int rc;
 
 	weft__tls_self = w;
 	w->stack_limit = stack_limit();
+	/* The event state is the thread's own (a ring has one issuer); create
+	 * waits for every worker's outcome (runtime.c). */
+	rc = weft__io_worker_init(w);
+	if (rc)
+		(void)atom_cas_32((uint32_t *)&rt->io_init_err, 0, (uint32_t)rc);
+	if (atom_faa_32(&rt->io_init_left, (uint32_t)-1) == 1)
+		weft__futex_wake(&rt->io_init_left, 1);
 	for (;;) {
 		int src = find_work(w, &t);
 		if (src < 0)
@@ -263,6 +307,8 @@ void *weft__worker_main(void *arg)
 		else if (atom_load_32(&rt->stop))
 			break;
 	}
+	weft__io_worker_fini(w);
+	weft__fiber_worker_fini(w);
 	weft__tls_self = NULL;
 	return NULL;
 }

@@ -21,10 +21,13 @@ static void load(const struct weft__worker *w, weft_stats_t *o)
 	LOAD(parks);
 	LOAD(wakeups);
 	LOAD(parked_ns);
+	LOAD(fibers);
+	LOAD(resumes);
+	LOAD(io_ops);
 #undef LOAD
 	/* Derived (stats.h); while tasks are pending it can run ahead of
 	 * what has really run, never behind it at quiescence. */
-	o->tasks_run = o->spawns + o->submits - stolen + o->steals + o->injected;
+	o->tasks_run = o->spawns + o->submits + o->resumes - stolen + o->steals + o->injected;
 }
 
 static void add(weft_stats_t *t, const weft_stats_t *s)
@@ -38,6 +41,9 @@ static void add(weft_stats_t *t, const weft_stats_t *s)
 	t->parks += s->parks;
 	t->wakeups += s->wakeups;
 	t->parked_ns += s->parked_ns;
+	t->fibers += s->fibers;
+	t->resumes += s->resumes;
+	t->io_ops += s->io_ops;
 }
 
 int weft_stats_get(const weft_runtime_t *rt, weft_stats_t *total, weft_stats_t *per_worker, unsigned n)

@@ -10,9 +10,9 @@
  *
  * Tasks run are not counted one by one: the own-deque path of weft_wait is
  * the hottest loop in the runtime, and a counter there cost 2% of fib.  A
- * worker runs every task it spawned or submitted except those stolen from
- * it, plus those it stole or took from the injector, so stats.c derives
- *     tasks_run = spawns + submits - stolen + steals + injected,
+ * worker runs every task it spawned, submitted or queued as a continuation
+ * (a fiber or an I/O callback to resume) except those stolen from it, plus those it stole or took from the injector, so stats.c derives
+ *     tasks_run = spawns + submits + resumes - stolen + steals + injected,
  * which is exact once the tasks counted have run (quiescence).  `stolen` is
  * the one counter a thread other than the owner writes (the thief, with an
  * atomic increment, on the cold steal path).
@@ -33,6 +33,9 @@ struct weft__stats {
 	uint64_t parks;
 	uint64_t wakeups;
 	uint64_t parked_ns;
+	uint64_t fibers;
+	uint64_t resumes;
+	uint64_t io_ops;
 };
 
 #ifdef WEFT_NO_STATS

@@ -50,4 +50,22 @@
 /* Default worker stack: deep recursion (fib(40) plus helping) runs on it. */
 #define WEFT_STACK_DEFAULT (8UL << 20)
 
+/* Default fiber stack: 256 KiB of address space, of which a fiber touches
+ * (and so costs in memory) only what it uses; room for helping in
+ * weft_wait (a quarter is kept in reserve, as on worker stacks). */
+#define WEFT_FIBER_STACK_DEFAULT (256UL << 10)
+#define WEFT_FIBER_STACK_MIN (16UL << 10)
+
+/* Free fiber stacks each worker keeps for reuse: enough for a burst of
+ * short-lived fibers without an mmap per fiber, bounded so that a worker
+ * that finishes many migrated fibers does not hoard memory. */
+#define WEFT_FIBER_STACK_CACHE 64
+
+/* Submission-queue entries of each worker's io_uring. */
+#define WEFT_IO_ENTRIES_DEFAULT 256
+
+/* Longest a helping waiter (a plain task in weft_op_run) blocks in its
+ * event state before looking for other work again. */
+#define WEFT_IO_HELP_WAIT_NS 50000
+
 #endif /* WEFT_TUNABLES_H */

@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #include "deque.h"
+#include "fiber.h"
+#include "io.h"
 #include "injector.h"
 #include "park.h"
 #include "stats.h"
@@ -34,6 +36,13 @@ struct weft__worker {
 	uint64_t rng;         /* xorshift state for victim choice */
 	pthread_t thread;
 	struct weft__trace_ring *trace; /* NULL unless the runtime traces */
+	struct weft__io *io;            /* event state (io.h) */
+	struct weft__fiber *fiber;      /* running fiber, NULL on the thread stack */
+	void (*after)(struct weft__worker *, void *); /* fiber.c: after a switch */
+	void *after_arg;
+	struct weft__fiber *yield_head, *yield_tail; /* fibers that yielded */
+	unsigned nstack_cache;
+	void *stack_cache[WEFT_FIBER_STACK_CACHE]; /* free fiber stacks */
 	struct weft__stats stats;       /* owner-written, see stats.h */
 };
 
@@ -47,6 +56,7 @@ struct weft_future {
 	weft_task_fn fn;
 	void *arg;
 	struct weft_future *next; /* injector overflow link */
+	void *fibers;     /* fibers waiting (future.c, I4) */
 };
 
 struct weft_runtime {
@@ -64,6 +74,10 @@ struct weft_runtime {
 	uint32_t stop;        /* workers exit when they see it */
 	int64_t outside_submits; /* weft_submit calls from outside threads */
 	uint64_t trace_t0, trace_t0_ns; /* trace clock at create, both clocks */
+	const struct weft__io_backend *io_backend; /* chosen at create (io.c) */
+	char io_note[160];    /* why not io_uring, or "" */
+	uint32_t io_init_left; /* workers still setting up their event state */
+	int io_init_err;      /* first worker setup error, 0 if none */
 };
 
 /* The worker running on this thread, NULL elsewhere. */
@@ -78,8 +92,13 @@ void *weft__worker_main(void *arg);
 static inline void weft__run_task(struct weft__worker *w, const struct weft__task *t)
 {
 	struct weft_group *g = t->group;
+	bool on_fiber = w->fiber != NULL;
 
 	t->fn(t->arg);
+	/* On a fiber's stack the task may have parked the fiber and come
+	 * back on another worker (fiber.c, I4). */
+	if (__builtin_expect(on_fiber, 0))
+		w = weft__self_fresh();
 	if (g) {
 		/* Pairs with the acquire loads in group_done (group.c). */
 		if (g->owner_ == (void *)w)
@@ -94,6 +113,10 @@ static inline void weft__run_task(struct weft__worker *w, const struct weft__tas
 void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg);
 /* Whether any queue (injector or deque) looks non-empty.  Any thread. */
 bool weft__work_visible(struct weft_runtime *rt);
+
+/* weft_group_t.owner_ of a group initialised on a fiber's stack: the fiber
+ * may move between workers, so every count is atomic (group.c). */
+#define WEFT__GROUP_SHARED ((void *)1)
 
 /* Futures (future.c).  Runs a submission on the calling worker. */
 void weft__submission_run(void *rec);

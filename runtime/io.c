@@ -1,0 +1,698 @@
+/*
+ * io.c: the event-completion core shared by both backends.
+ *
+ * The life of an operation (weft_op_t), on its owner worker:
+ *
+ *   start     state PENDING; a deadline goes into the timer heap; an fd op
+ *             goes on the fd's list; SLEEP goes nowhere else; then the
+ *             backend's issue().  A backend may complete at once (epoll's
+ *             first try often does): the caller then continues inline,
+ *             without a suspension or a task.
+ *   timeout   the heap's earliest deadline passed: the op is cancelled with
+ *             reason -ETIMEDOUT (a SLEEP simply completes with 0).
+ *   cancel    reason -ECANCELED; backend->cancel() at most once; the op
+ *             completes later (io_uring) or at once (epoll).  A request from
+ *             another thread goes through the owner's mailbox.
+ *   complete  weft__io_complete: a cancelled op's -ECANCELED/-EINTR becomes
+ *             its reason; off the heap and the fd list; state DONE; then the
+ *             continuation: wake the fiber (fiber.c, I3), set the helping
+ *             waiter's flag, or push a task that runs op->cb.
+ *
+ * Invariants (and io.h's I1-I3)
+ *   I4  npending counts the ops in state PENDING owned by this worker; the
+ *       worker blocks in its backend only via weft__io_run, whose timeout
+ *       never passes the earliest deadline.
+ *   I5  once the runtime is closing, the first weft__io_run on each worker
+ *       cancels everything pending there, and weft__io_start completes new
+ *       ops with -ECANCELED: so destroy's wait for fibers ends.
+ *   I6  mail is handled only by the owner; a CANCEL_OP is acted on only if
+ *       the op is still PENDING (it may have completed since it was posted).
+ *   I7  an op is not handed to its continuation (which may free it) while
+ *       a remote cancel still refers to it.  The canceller adds 1 to hold,
+ *       then re-reads state; the completer stores DONE, then reads hold:
+ *       both are full barriers (Dekker), so either the canceller sees DONE
+ *       and backs out (hold -1, no message), or the completer sees hold > 0
+ *       and handles its mail until hold is 0 again.  The owner drops hold
+ *       when it takes the message, before acting on it: from then on only
+ *       the owner itself can complete the op.  Mail is taken one message at
+ *       a time, so a completer waiting inside handle_mail still finds the
+ *       message that holds its op.
+ *   I8  an op submitted from outside is QUEUED until a worker issues it;
+ *       a cancel then only marks it (QUEUED_CANCEL), and the issue
+ *       completes it at once with -ECANCELED.
+ *
+ * Waking.  Each worker has an eventfd that its backend watches.  A parked
+ * worker (park.c) sleeps in weft__io_run; its waker writes the eventfd
+ * instead of a futex.  A write that arrives while the worker is not
+ * sleeping leaves the eventfd readable, so the next wait returns at once:
+ * no wake-up is lost.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <liburing.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "worker.h"
+
+#define NO_HEAP UINT32_MAX
+/* The fd table covers fds below this (4M): two levels of 1024. */
+#define FD_MAX (1UL << 22)
+
+uint64_t weft__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- backend choice ---------------------------------------------------- */
+
+/* Whether io_uring can be set up here.  WEFT_IO_INJECT_FAIL=1 makes it
+ * fail as on a kernel without it (for the fallback's tests). */
+static int probe_uring(void)
+{
+	struct io_uring ring;
+	const char *inject = getenv("WEFT_IO_INJECT_FAIL");
+	int rc;
+
+	if (inject && inject[0] == '1')
+		return -ENOSYS;
+	rc = io_uring_queue_init(2, &ring, 0);
+	if (rc == 0)
+		io_uring_queue_exit(&ring);
+	return rc;
+}
+
+int weft__io_runtime_init(struct weft_runtime *rt)
+{
+	int rc;
+
+	rt->io_note[0] = '\0';
+	if (rt->cfg.io == WEFT_IO_EPOLL) {
+		rt->io_backend = &weft__io_epoll_backend;
+		return 0;
+	}
+	rc = probe_uring();
+	if (rc == 0) {
+		rt->io_backend = &weft__io_uring_backend;
+		return 0;
+	}
+	if (rt->cfg.io == WEFT_IO_URING)
+		return rc;
+	snprintf(rt->io_note, sizeof rt->io_note, "io_uring unavailable (setup: %s); using epoll", strerror(-rc));
+	rt->io_backend = &weft__io_epoll_backend;
+	return 0;
+}
+
+/* ---- per-worker state ---------------------------------------------------- */
+
+int weft__io_worker_init(struct weft__worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	struct weft__io *io = calloc(1, sizeof(*io));
+	struct rlimit rl;
+	size_t maxfd = FD_MAX;
+	int rc;
+
+	if (!io)
+		return -ENOMEM;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < FD_MAX)
+		maxfd = rl.rlim_max < 1024 ? 1024 : (size_t)rl.rlim_max;
+	io->nchunks = (maxfd + (1U << WEFT__FDCHUNK_LOG2) - 1) >> WEFT__FDCHUNK_LOG2;
+	io->fdtab = calloc(io->nchunks, sizeof(*io->fdtab));
+	io->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!io->fdtab || io->wake_fd < 0) {
+		rc = io->wake_fd < 0 ? -errno : -ENOMEM;
+		if (io->wake_fd >= 0)
+			close(io->wake_fd);
+		free(io->fdtab);
+		free(io);
+		return rc;
+	}
+	pthread_mutex_init(&io->mb_lock, NULL);
+	io->backend = rt->io_backend;
+	w->io = io;
+	rc = io->backend->init(w, &rt->cfg);
+	if (rc && io->backend == &weft__io_uring_backend && rt->cfg.io == WEFT_IO_AUTO) {
+		/* The probe passed but this ring did not (memlock limit, say):
+		 * this worker runs on epoll; the others need not. */
+		pthread_mutex_lock(&rt->drain_lock);
+		if (!rt->io_note[0])
+			snprintf(rt->io_note, sizeof rt->io_note,
+			         "io_uring setup failed on worker %u (%s); it uses epoll", w->index, strerror(-rc));
+		pthread_mutex_unlock(&rt->drain_lock);
+		io->backend = &weft__io_epoll_backend;
+		rc = io->backend->init(w, &rt->cfg);
+	}
+	if (rc) {
+		w->io = NULL;
+		pthread_mutex_destroy(&io->mb_lock);
+		close(io->wake_fd);
+		free(io->fdtab);
+		free(io);
+	}
+	return rc;
+}
+
+void weft__io_worker_fini(struct weft__worker *w)
+{
+	struct weft__io *io = w->io;
+
+	if (!io)
+		return;
+	io->backend->fini(w);
+	free(io->heap);
+	io->heap = NULL;
+}
+
+/* What other threads may still touch (wake_fd for a late wake-up, the fd
+ * table's counts, the mailbox) goes only once the worker is joined. */
+void weft__io_worker_free(struct weft__worker *w)
+{
+	struct weft__io *io = w->io;
+	struct weft__io_msg *m, *next;
+	size_t i;
+
+	if (!io)
+		return;
+	for (m = io->mb_head; m; m = next) {
+		next = m->next;
+		if (m->acks)
+			atom_faa_32(m->acks, (uint32_t)-1);
+		free(m);
+	}
+	for (i = 0; i < io->nchunks; i++)
+		free(io->fdtab[i]);
+	free(io->fdtab);
+	close(io->wake_fd);
+	pthread_mutex_destroy(&io->mb_lock);
+	free(io);
+	w->io = NULL;
+}
+
+/* ---- the timer heap (min-heap on deadline) -------------------------------- */
+
+static inline uint64_t deadline(weft_op_t *op) { return weft__op_priv(op)->deadline; }
+
+static void heap_set(struct weft__io *io, uint32_t i, weft_op_t *op)
+{
+	io->heap[i] = op;
+	weft__op_priv(op)->heap_idx = i;
+}
+
+static void heap_up(struct weft__io *io, uint32_t i)
+{
+	weft_op_t *op = io->heap[i];
+
+	while (i > 0) {
+		uint32_t parent = (i - 1) / 2;
+		if (deadline(io->heap[parent]) <= deadline(op))
+			break;
+		heap_set(io, i, io->heap[parent]);
+		i = parent;
+	}
+	heap_set(io, i, op);
+}
+
+static void heap_down(struct weft__io *io, uint32_t i)
+{
+	weft_op_t *op = io->heap[i];
+
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+		if (c >= io->nheap)
+			break;
+		if (c + 1 < io->nheap && deadline(io->heap[c + 1]) < deadline(io->heap[c]))
+			c++;
+		if (deadline(op) <= deadline(io->heap[c]))
+			break;
+		heap_set(io, i, io->heap[c]);
+		i = c;
+	}
+	heap_set(io, i, op);
+}
+
+static int heap_add(struct weft__io *io, weft_op_t *op)
+{
+	if (io->nheap == io->heapcap) {
+		uint32_t cap = io->heapcap ? 2 * io->heapcap : 64;
+		weft_op_t **h = realloc(io->heap, cap * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		io->heap = h;
+		io->heapcap = cap;
+	}
+	io->heap[io->nheap] = op;
+	heap_up(io, io->nheap++);
+	return 0;
+}
+
+static void heap_del(struct weft__io *io, weft_op_t *op)
+{
+	uint32_t i = weft__op_priv(op)->heap_idx;
+	weft_op_t *last = io->heap[--io->nheap];
+
+	weft__op_priv(op)->heap_idx = NO_HEAP;
+	if (i == io->nheap)
+		return;
+	heap_set(io, i, last);
+	heap_up(io, i);
+	heap_down(io, weft__op_priv(last)->heap_idx);
+}
+
+/* ---- the fd table ---------------------------------------------------------- */
+
+struct weft__fdslot *weft__io_fdslot(struct weft__worker *w, int fd)
+{
+	struct weft__io *io = w->io;
+	struct weft__fdslot *chunk;
+
+	if (fd < 0 || (size_t)fd >> WEFT__FDCHUNK_LOG2 >= io->nchunks)
+		return NULL;
+	chunk = atom_load_acq_ptr((void *const *)&io->fdtab[(size_t)fd >> WEFT__FDCHUNK_LOG2]);
+	return chunk ? &chunk[fd & ((1 << WEFT__FDCHUNK_LOG2) - 1)] : NULL;
+}
+
+static struct weft__fdslot *fdslot_get(struct weft__worker *w, int fd)
+{
+	struct weft__io *io = w->io;
+	struct weft__fdslot *s = weft__io_fdslot(w, fd);
+
+	if (!s && fd >= 0 && (size_t)fd >> WEFT__FDCHUNK_LOG2 < io->nchunks) {
+		struct weft__fdslot *chunk = calloc(1U << WEFT__FDCHUNK_LOG2, sizeof(*chunk));
+		if (!chunk)
+			return NULL;
+		/* Release: other threads read npending through it. */
+		atom_store_rel_ptr((void **)&io->fdtab[(size_t)fd >> WEFT__FDCHUNK_LOG2], chunk);
+		s = weft__io_fdslot(w, fd);
+	}
+	return s;
+}
+
+static void fd_link(struct weft__fdslot *s, weft_op_t *op)
+{
+	struct weft__op *p = weft__op_priv(op);
+
+	p->fd_prev = NULL;
+	p->fd_next = s->head;
+	if (s->head)
+		weft__op_priv(s->head)->fd_prev = op;
+	s->head = op;
+	p->flags |= WEFT__OPF_LINKED;
+	atom_store_32(&s->npending, s->npending + 1);
+}
+
+static void fd_unlink(struct weft__worker *w, weft_op_t *op)
+{
+	struct weft__op *p = weft__op_priv(op);
+	struct weft__fdslot *s = weft__io_fdslot(w, op->fd);
+
+	if (p->fd_prev)
+		weft__op_priv(p->fd_prev)->fd_next = p->fd_next;
+	else
+		s->head = p->fd_next;
+	if (p->fd_next)
+		weft__op_priv(p->fd_next)->fd_prev = p->fd_prev;
+	p->fd_prev = p->fd_next = NULL;
+	p->flags &= ~WEFT__OPF_LINKED;
+	atom_store_32(&s->npending, s->npending - 1);
+}
+
+/* ---- start, cancel, complete ---------------------------------------------- */
+
+static void handle_mail(struct weft__worker *w);
+
+/* I7: wait until no remote cancel refers to op.  A canceller that holds it
+ * is either about to post its message (which handle_mail takes) or about to
+ * back out: both are a few instructions away on another thread. */
+static void wait_holds(struct weft__worker *w, weft_op_t *op)
+{
+	uint32_t *hold = &weft__op_priv(op)->hold;
+
+	while (atom_load_32(hold)) {
+		if (atom_load_32(&w->io->mb_nonempty))
+			handle_mail(w);
+		else
+			sched_yield();
+	}
+}
+
+static inline bool on_fd_list(const weft_op_t *op)
+{
+	return op->opcode != WEFT_OP_SLEEP && op->fd >= 0;
+}
+
+int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fiber, uint32_t *waiter)
+{
+	struct weft__io *io = w->io;
+	struct weft__op *p = weft__op_priv(op);
+	struct weft__fdslot *slot = NULL;
+	int rc;
+
+	uint32_t was;
+
+	/* Everything but state and hold, which other threads may touch. */
+	p->owner = w;
+	p->fiber = fiber;
+	p->fd_prev = p->fd_next = NULL;
+	p->deadline = 0;
+	p->heap_idx = NO_HEAP;
+	p->cancel_res = 0;
+	p->events = 0;
+	p->flags = 0;
+	p->backend_state = 0;
+	p->rt = w->rt;
+	p->waiter = waiter;
+	/* Publishes the fields above to a remote canceller (a full barrier). */
+	was = atom_fas_32(&p->state, WEFT__OP_PENDING);
+	io->npending++;
+	WEFT_STAT_INC(w, io_ops);
+	io->issuing = op;
+	if (was == WEFT__OP_QUEUED_CANCEL || atom_load_32(&w->rt->closing)) {
+		weft__io_complete(w, op, -ECANCELED); /* I8, I5 */
+		goto out;
+	}
+	if (on_fd_list(op)) {
+		slot = fdslot_get(w, op->fd);
+		if (!slot) {
+			weft__io_complete(w, op, (size_t)op->fd >> WEFT__FDCHUNK_LOG2 >= io->nchunks ? -EBADF : -ENOMEM);
+			goto out;
+		}
+		fd_link(slot, op);
+	}
+	if (op->timeout_ns || op->opcode == WEFT_OP_SLEEP) {
+		uint64_t now = weft__now_ns();
+		p->deadline = op->timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + op->timeout_ns;
+		if (heap_add(io, op) != 0) {
+			weft__io_complete(w, op, -ENOMEM);
+			goto out;
+		}
+	}
+	if (op->opcode == WEFT_OP_SLEEP) {
+		if (op->timeout_ns == 0)
+			weft__io_complete(w, op, 0);
+		goto out;
+	}
+	if (op->fd < 0) {
+		weft__io_complete(w, op, -EBADF);
+		goto out;
+	}
+	rc = io->backend->issue(w, op);
+	if (rc < 0 && p->state == WEFT__OP_PENDING)
+		weft__io_complete(w, op, rc);
+out:
+	io->issuing = NULL;
+	if (p->state != WEFT__OP_DONE)
+		return 0;
+	wait_holds(w, op); /* I7: the caller may free op once we return */
+	return 1;
+}
+
+void weft__io_cancel_local(struct weft__worker *w, weft_op_t *op, int reason)
+{
+	struct weft__op *p = weft__op_priv(op);
+
+	if (p->state != WEFT__OP_PENDING || p->owner != w)
+		return;
+	if (op->opcode == WEFT_OP_SLEEP) {
+		weft__io_complete(w, op, reason);
+		return;
+	}
+	if (!p->cancel_res)
+		p->cancel_res = reason;
+	if (p->flags & WEFT__OPF_CANCEL_SENT)
+		return;
+	p->flags |= WEFT__OPF_CANCEL_SENT;
+	w->io->backend->cancel(w, op);
+}
+
+void weft__io_cb_task(void *arg)
+{
+	weft_op_t *op = arg;
+	struct weft_runtime *rt = weft__op_priv(op)->rt;
+
+	atom_store_32(&weft__op_priv(op)->state, WEFT__OP_IDLE);
+	op->cb(op);
+	weft__outstanding_put(rt, 1); /* the count weft_op_submit took */
+}
+
+void weft__io_complete(struct weft__worker *w, weft_op_t *op, ssize_t res)
+{
+	struct weft__io *io = w->io;
+	struct weft__op *p = weft__op_priv(op);
+
+	if (p->state != WEFT__OP_PENDING)
+		return;
+	if (p->cancel_res && (res == -ECANCELED || res == -EINTR))
+		res = p->cancel_res;
+	if (p->heap_idx != NO_HEAP)
+		heap_del(io, op);
+	if (p->flags & WEFT__OPF_LINKED)
+		fd_unlink(w, op);
+	io->npending--;
+	op->result = res;
+	(void)atom_fas_32(&p->state, WEFT__OP_DONE); /* I7: a full barrier */
+	if (op == io->issuing)
+		return; /* weft__io_start's caller continues inline */
+	wait_holds(w, op);
+	weft__io_continue(w, op);
+}
+
+void weft__io_continue(struct weft__worker *w, weft_op_t *op)
+{
+	struct weft__op *p = weft__op_priv(op);
+
+	w->io->nready++;
+	if (p->fiber) {
+		weft__fiber_wake(p->fiber);
+	} else if (p->waiter) {
+		atom_store_32(p->waiter, 1);
+	} else {
+		struct weft__task t = { weft__io_cb_task, op, NULL };
+		if (weft__deque_push(&w->dq, &t) == 0) {
+			WEFT_STAT_INC(w, resumes);
+			weft__notify(w->rt, &w->rt->idle);
+		} else {
+			weft__io_cb_task(op); /* no memory to queue it: run it here */
+		}
+	}
+}
+
+/* ---- mail from other threads ------------------------------------------------ */
+
+static int post(struct weft__worker *w, int kind, int fd, weft_op_t *op, uint32_t *acks)
+{
+	struct weft__io *io = w->io;
+	struct weft__io_msg *m = malloc(sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	m->kind = kind;
+	m->fd = fd;
+	m->op = op;
+	m->acks = acks;
+	if (acks)
+		atom_faa_32(acks, 1);
+	pthread_mutex_lock(&io->mb_lock);
+	m->next = io->mb_head;
+	io->mb_head = m;
+	atom_store_32(&io->mb_nonempty, 1);
+	pthread_mutex_unlock(&io->mb_lock);
+	weft__io_wake(w);
+	return 0;
+}
+
+static void cancel_fd_local(struct weft__worker *w, int fd)
+{
+	struct weft__fdslot *s = weft__io_fdslot(w, fd);
+	weft_op_t *op, *next;
+
+	for (op = s ? s->head : NULL; op; op = next) {
+		next = weft__op_priv(op)->fd_next;
+		weft__io_cancel_local(w, op, -ECANCELED);
+	}
+}
+
+int weft__io_cancel_remote(weft_op_t *op)
+{
+	struct weft__op *p = weft__op_priv(op);
+	int rc;
+
+	(void)atom_faa_32(&p->hold, 1); /* I7: a full barrier */
+	if (atom_load_32(&p->state) != WEFT__OP_PENDING) {
+		(void)atom_faa_32(&p->hold, (uint32_t)-1);
+		return -EALREADY;
+	}
+	/* PENDING and held: owner is stable until the message is taken. */
+	rc = post(p->owner, WEFT__MSG_CANCEL_OP, -1, op, NULL);
+	if (rc)
+		(void)atom_faa_32(&p->hold, (uint32_t)-1);
+	return rc;
+}
+
+int weft__io_cancel_fd(struct weft_runtime *rt, int fd, uint32_t *acks)
+{
+	struct weft__worker *self = weft__self_fresh();
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; i < rt->nworkers; i++) {
+		struct weft__worker *w = &rt->workers[i];
+		struct weft__fdslot *s;
+		if (!w->io)
+			continue;
+		if (w == self) {
+			cancel_fd_local(w, fd);
+			continue;
+		}
+		s = weft__io_fdslot(w, fd);
+		if (s && atom_load_32(&s->npending) && post(w, WEFT__MSG_CANCEL_FD, fd, NULL, acks))
+			rc = -ENOMEM;
+	}
+	return rc;
+}
+
+static void handle_mail(struct weft__worker *w)
+{
+	struct weft__io *io = w->io;
+	struct weft__io_msg *m;
+
+	/* One message at a time (I7): acting on one may complete an op whose
+	 * completer then takes the next ones from here, nested. */
+	for (;;) {
+		pthread_mutex_lock(&io->mb_lock);
+		m = io->mb_head;
+		if (m)
+			io->mb_head = m->next;
+		if (!io->mb_head)
+			atom_store_32(&io->mb_nonempty, 0);
+		pthread_mutex_unlock(&io->mb_lock);
+		if (!m)
+			return;
+		if (m->kind == WEFT__MSG_CANCEL_OP) {
+			weft_op_t *op = m->op;
+			struct weft__op *p = weft__op_priv(op);
+			bool pending = atom_load_32(&p->state) == WEFT__OP_PENDING;
+			/* I7: after this only we can complete op, and we do
+			 * not until weft__io_cancel_local below. */
+			(void)atom_faa_32(&p->hold, (uint32_t)-1);
+			if (pending)
+				weft__io_cancel_local(w, op, -ECANCELED);
+		} else {
+			cancel_fd_local(w, m->fd);
+		}
+		if (m->acks)
+			atom_faa_32(m->acks, (uint32_t)-1);
+		free(m);
+	}
+}
+
+/* ---- the scheduler's hooks ------------------------------------------------- */
+
+/* I5: cancel everything pending on w. */
+static void cancel_all(struct weft__worker *w)
+{
+	struct weft__io *io = w->io;
+	size_t c;
+	unsigned i;
+
+	io->cancelled_all = true;
+	/* Timed ops leave the heap here; fd ops are cancelled below. */
+	while (io->nheap) {
+		weft_op_t *op = io->heap[0];
+		if (op->opcode == WEFT_OP_SLEEP) {
+			weft__io_complete(w, op, -ECANCELED);
+		} else {
+			heap_del(io, op);
+			weft__io_cancel_local(w, op, -ECANCELED);
+		}
+	}
+	for (c = 0; c < io->nchunks; c++) {
+		if (!io->fdtab[c])
+			continue;
+		for (i = 0; i < (1U << WEFT__FDCHUNK_LOG2); i++)
+			if (io->fdtab[c][i].head)
+				cancel_fd_local(w, (int)((c << WEFT__FDCHUNK_LOG2) + i));
+	}
+}
+
+static void fire_timers(struct weft__worker *w, uint64_t now)
+{
+	struct weft__io *io = w->io;
+
+	while (io->nheap && deadline(io->heap[0]) <= now) {
+		weft_op_t *op = io->heap[0];
+		if (op->opcode == WEFT_OP_SLEEP) {
+			weft__io_complete(w, op, 0);
+		} else {
+			heap_del(io, op);
+			weft__io_cancel_local(w, op, -ETIMEDOUT);
+		}
+	}
+}
+
+bool weft__io_active(struct weft__worker *w)
+{
+	struct weft__io *io = w->io;
+
+	if (!io)
+		return false;
+	return io->npending || atom_load_32(&io->mb_nonempty) || io->backend->busy(w) ||
+	       (!io->cancelled_all && atom_load_32(&w->rt->closing));
+}
+
+int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
+{
+	struct weft__io *io = w->io;
+	uint64_t start = io->nready;
+	int rc;
+
+	if (atom_load_32(&io->mb_nonempty))
+		handle_mail(w);
+	if (!io->cancelled_all && atom_load_32(&w->rt->closing))
+		cancel_all(w);
+	if (io->nheap) {
+		uint64_t now = weft__now_ns();
+		fire_timers(w, now);
+		if (io->nheap && timeout_ns != 0) {
+			uint64_t d = deadline(io->heap[0]);
+			int64_t left = d > now ? (int64_t)(d - now) : 0;
+			if (timeout_ns < 0 || left < timeout_ns)
+				timeout_ns = left;
+		}
+	}
+	if (io->nready != start)
+		timeout_ns = 0;
+	rc = io->backend->poll(w, timeout_ns);
+	if (timeout_ns != 0) {
+		uint64_t v;
+		/* Reset the wake-up (the eventfd is non-blocking). */
+		if (read(io->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+			rc = rc < 0 ? rc : -errno;
+	}
+	if (atom_load_32(&io->mb_nonempty))
+		handle_mail(w);
+	if (io->nheap)
+		fire_timers(w, weft__now_ns());
+	(void)rc; /* a failed wait is retried by the caller's loop */
+	return (int)(io->nready - start);
+}
+
+void weft__io_wake(struct weft__worker *w)
+{
+	uint64_t one = 1;
+
+	/* A failure can only be EAGAIN, a saturated counter: the eventfd is
+	 * readable then, which is all a wake-up needs. */
+	ssize_t n = write(w->io->wake_fd, &one, sizeof one);
+	(void)n;
+}

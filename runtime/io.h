@@ -1,0 +1,190 @@
+/*
+ * io.h: the event-completion layer's internal interface.
+ *
+ * io.c holds what both backends share: the life of an operation (issue,
+ * timeout, cancel, complete, continue), the per-worker timer heap, the
+ * per-worker table of operations waiting on each fd, the mailbox through
+ * which other threads reach a worker's event state, and the eventfd that
+ * wakes a worker waiting inside its backend.  A backend (io_uring.c,
+ * io_epoll.c) only starts operations, waits, and reports completions.
+ *
+ * Threads.  Everything in a worker's struct weft__io is owned by that
+ * worker and touched only on its thread, except: the mailbox (locked),
+ * wake_fd (written by anyone), and fdtab[...].npending (read by anyone with
+ * a relaxed load, as a hint for weft_close).
+ *
+ * Invariants
+ *   I1  an operation is issued on the worker whose thread started it (its
+ *       owner) and completes there: backend->poll on the owner reports it
+ *       exactly once through weft__io_complete.
+ *   I2  a pending operation with an fd is on its owner's fdtab list for that
+ *       fd; one with a deadline is in its owner's timer heap.  Both are
+ *       removed before its continuation is scheduled.
+ *   I3  after weft__io_complete the backend never touches the op again.
+ */
+#ifndef WEFT_IO_H
+#define WEFT_IO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "weft.h"
+
+struct weft__worker;
+struct weft__fiber;
+
+/* The runtime's part of a weft_op_t, overlaid on its private_ words. */
+struct weft__op {
+	struct weft__worker *owner;  /* issuing worker (I1) */
+	struct weft__fiber *fiber;   /* fiber waiting on it, NULL otherwise */
+	weft_op_t *fd_prev, *fd_next; /* owner's list for op->fd (I2) */
+	uint64_t deadline;           /* CLOCK_MONOTONIC ns, 0 = none */
+	uint32_t heap_idx;           /* in owner's timer heap, or UINT32_MAX */
+	int32_t cancel_res;          /* result to report when cancelled: 0 none */
+	uint32_t state;              /* enum weft__op_state */
+	uint32_t events;             /* backend's use (epoll: interest) */
+	uint32_t flags;              /* WEFT__OPF_* */
+	uint32_t backend_state;      /* backend's use */
+	struct weft_runtime *rt;
+	uint32_t *waiter;            /* helping waiter's done flag (io.c) */
+	uint32_t hold;               /* remote cancels in flight (io.c, I7) */
+};
+
+_Static_assert(sizeof(struct weft__op) <= sizeof(((weft_op_t *)0)->private_),
+               "weft_op_t.private_ too small");
+
+static inline struct weft__op *weft__op_priv(weft_op_t *op)
+{
+	return (struct weft__op *)(void *)op->private_;
+}
+
+enum weft__op_state {
+	WEFT__OP_IDLE = 0,      /* never started, or completed and delivered */
+	WEFT__OP_PENDING,       /* issued, not completed */
+	WEFT__OP_DONE,          /* completed, continuation not yet run */
+	WEFT__OP_QUEUED,        /* submitted from outside, not yet issued */
+	WEFT__OP_QUEUED_CANCEL  /* that, and cancelled: issued as -ECANCELED */
+};
+
+#define WEFT__OPF_CANCEL_SENT 1u /* backend cancel already requested */
+#define WEFT__OPF_LINKED 2u      /* on its fd's list (io.c) */
+
+/* Backend interface.  All calls on the owner worker's thread except wake,
+ * which io.c implements with the eventfd. */
+struct weft__io_backend {
+	const char *name;
+	int id; /* WEFT_IO_URING or WEFT_IO_EPOLL */
+	/* Set up this worker's state (w->io->be).  Must arrange that
+	 * poll() returns when w->io->wake_fd becomes readable; it need not
+	 * read it (io.c drains it).  Returns 0 or a negative errno. */
+	int (*init)(struct weft__worker *w, const weft_config_t *cfg);
+	void (*fini)(struct weft__worker *w);
+	/* Start op (state PENDING, on the fd list already).  May complete it
+	 * at once by calling weft__io_complete before returning.  Returns 0,
+	 * or a negative errno that io.c turns into the op's result. */
+	int (*issue)(struct weft__worker *w, weft_op_t *op);
+	/* Ask the backend to end a pending op early: it later (or at once)
+	 * calls weft__io_complete(op, -ECANCELED) unless the op completes
+	 * first.  Called at most once per op. */
+	void (*cancel)(struct weft__worker *w, weft_op_t *op);
+	/* Submit what is queued, wait at most timeout_ns (0: do not wait,
+	 * <0: no limit) for a completion or a wake, and report completions.
+	 * Returns the number reported, or a negative errno. */
+	int (*poll)(struct weft__worker *w, int64_t timeout_ns);
+	/* Nonzero when poll(0) may have something to do (unsubmitted work,
+	 * completions not yet reaped). Cheap: no system call. */
+	int (*busy)(struct weft__worker *w);
+};
+
+extern const struct weft__io_backend weft__io_uring_backend;
+extern const struct weft__io_backend weft__io_epoll_backend;
+
+/* Per-worker list of the ops waiting on one fd. */
+struct weft__fdslot {
+	weft_op_t *head;
+	uint32_t npending;  /* ops on the list; read by other threads (hint) */
+	uint32_t backend;   /* backend's use (epoll: registered events) */
+};
+
+#define WEFT__FDCHUNK_LOG2 10
+
+/* A request from another thread, carried by the mailbox. */
+struct weft__io_msg {
+	struct weft__io_msg *next;
+	int kind;   /* WEFT__MSG_* */
+	int fd;
+	weft_op_t *op;
+	uint32_t *acks; /* decremented once handled, or NULL */
+};
+enum { WEFT__MSG_CANCEL_OP = 1, WEFT__MSG_CANCEL_FD };
+
+struct weft__io {
+	const struct weft__io_backend *backend;
+	void *be;                     /* the backend's state */
+	int wake_fd;                  /* eventfd: a write wakes poll() */
+	uint64_t npending;            /* pending ops of this worker */
+	uint64_t nready;              /* continuations made runnable, ever */
+	weft_op_t *issuing;           /* op inside backend->issue, if any */
+	/* Timer heap (min deadline first). */
+	weft_op_t **heap;
+	uint32_t nheap, heapcap;
+	/* fd -> ops waiting on it: two levels, chunks allocated on demand and
+	 * kept to destroy, so other threads may read npending without locks. */
+	struct weft__fdslot **fdtab;
+	size_t nchunks;
+	/* Requests from other threads. */
+	pthread_mutex_t mb_lock;
+	struct weft__io_msg *mb_head;
+	uint32_t mb_nonempty;
+	bool cancelled_all;           /* closing seen: everything cancelled */
+};
+
+/* Per-runtime setup, on the creating thread: choose the backend
+ * (cfg->io, with fallback), filling rt->io_backend and rt->io_note.
+ * Returns 0 or a negative errno (only when io_uring was demanded). */
+int weft__io_runtime_init(struct weft_runtime *rt);
+/* Per-worker setup and teardown, on the worker's thread; then, once the
+ * worker is joined, weft__io_worker_free on any thread. */
+int weft__io_worker_init(struct weft__worker *w);
+void weft__io_worker_fini(struct weft__worker *w);
+void weft__io_worker_free(struct weft__worker *w);
+
+/* The scheduler's hooks.  Owner worker. */
+/* Whether poll(0) is worth calling now (pending ops, timers, mail). */
+bool weft__io_active(struct weft__worker *w);
+/* Handle mail, fire due timers, poll the backend for at most timeout_ns
+ * (<0: until something happens; the next timer bounds it).  Returns the
+ * number of continuations made runnable on w's deque. */
+int weft__io_run(struct weft__worker *w, int64_t timeout_ns);
+/* Wake w out of a blocking weft__io_run.  Any thread. */
+void weft__io_wake(struct weft__worker *w);
+
+/* Called by a backend: op finished with res. */
+void weft__io_complete(struct weft__worker *w, weft_op_t *op, ssize_t res);
+
+/* fd bookkeeping for backends: the slot of fd (NULL if none allocated). */
+struct weft__fdslot *weft__io_fdslot(struct weft__worker *w, int fd);
+
+uint64_t weft__now_ns(void);
+
+/* For io_api.c.  Owner worker.  Start op on w; its continuation is the
+ * fiber to wake, else *waiter set to 1, else op->cb as a task.  Returns 1
+ * when op completed during the call (no continuation then: the caller
+ * goes on with op->result), 0 when it is pending. */
+int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fiber, uint32_t *waiter);
+/* Cancel op (pending on w) with reason.  Owner worker. */
+void weft__io_cancel_local(struct weft__worker *w, weft_op_t *op, int reason);
+/* Ask op's owner to cancel it.  Any thread.  Returns 0 or -ENOMEM. */
+int weft__io_cancel_remote(weft_op_t *op);
+/* Cancel every op waiting on fd on rt's workers: the caller's own at once,
+ * the others' by mail, each counted in *acks until handled.  Any thread.
+ * Returns 0 or -ENOMEM (some could not be asked). */
+int weft__io_cancel_fd(struct weft_runtime *rt, int fd, uint32_t *acks);
+/* Run op's continuation (fiber, waiter or callback task).  Owner worker. */
+void weft__io_continue(struct weft__worker *w, weft_op_t *op);
+/* The task that runs a callback op's cb. */
+void weft__io_cb_task(void *op);
+
+#endif /* WEFT_IO_H */
