@@ -1,0 +1,3 @@
+module weft.bench/go_hello
+
+go 1.19
