@@ -1,5 +1,5 @@
 #!/bin/sh
-# Compile and run the example program in README.md against this build, so
+# Compile and run the example programs in README.md against this build, so
 # the README's "Using weft in a program" stays true.  Skipped (exit 77) in
 # sanitizer builds, where fib(40) would take minutes.
 set -eu
@@ -7,10 +7,19 @@ set -eu
 [ -z "${SAN_CFLAGS:-}" ] || { echo "sanitizer build: skipped"; exit 77; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-awk '/^```c$/ { on = 1; next } /^```$/ { if (on) exit } on' "$top_srcdir/README.md" > "$dir/example.c"
-[ -s "$dir/example.c" ] || { echo "no C example found in README.md"; exit 1; }
-$CC -std=c11 -Wall -Wextra -Werror -O2 -I"$top_srcdir/include" "$dir/example.c" -o "$dir/example" \
-	-L"$top_builddir/.libs" -lweft -Wl,-rpath,"$top_builddir/.libs"
-out=$(WEFT_WORKERS=2 "$dir/example")
-echo "$out"
-[ "$out" = "fib(40) = 102334155" ]
+# The Nth C block of README.md.
+block() {
+	awk -v want="$1" '/^```c$/ { n++; on = (n == want); next } /^```$/ { on = 0 } on' "$top_srcdir/README.md"
+}
+# run N EXPECTED: compile block N, run it on 2 workers, compare its output.
+run() {
+	block "$1" > "$dir/example$1.c"
+	[ -s "$dir/example$1.c" ] || { echo "no C example $1 in README.md"; exit 1; }
+	$CC -std=c11 -Wall -Wextra -Werror -O2 -I"$top_srcdir/include" "$dir/example$1.c" -o "$dir/example$1" \
+		-L"$top_builddir/.libs" -lweft -Wl,-rpath,"$top_builddir/.libs"
+	out=$(WEFT_WORKERS=2 "$dir/example$1")
+	echo "$out"
+	[ "$out" = "$2" ]
+}
+run 1 "fib(40) = 102334155"
+run 2 "echoed: hello"

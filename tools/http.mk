@@ -21,3 +21,10 @@ tools_weft_httpd_SOURCES = tools/weft_httpd.c $(WEFT_HTTPD_CORE_SOURCES)
 tools_weft_httpd_CPPFLAGS = $(WEFT_HTTPD_CPPFLAGS)
 tools_weft_httpd_LDADD = tools/libweft_llhttp.la libweft.la -lpthread
 endif
+
+# The request-processing demo (README): weft-httpd driven by weft-load.
+EXTRA_DIST += tools/http-demo
+HTTP_DEMO_SECONDS = 3
+http-demo: all
+	$(top_srcdir)/tools/http-demo $(abs_top_builddir) $(HTTP_DEMO_SECONDS)
+.PHONY: http-demo
