@@ -51,6 +51,7 @@
 #include <errno.h>
 #include <liburing.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,19 +77,39 @@ uint64_t weft__now_ns(void)
 
 /* ---- backend choice ---------------------------------------------------- */
 
-/* Whether io_uring can be set up here.  WEFT_IO_INJECT_FAIL=1 makes it
- * fail as on a kernel without it (for the fallback's tests). */
-static int probe_uring(void)
+static void *probe_thread(void *arg)
 {
 	struct io_uring ring;
+	int *rc = arg;
+
+	*rc = io_uring_queue_init(2, &ring, 0);
+	if (*rc == 0)
+		io_uring_queue_exit(&ring);
+	return NULL;
+}
+
+/* Whether io_uring can be set up here.  WEFT_IO_INJECT_FAIL=1 makes it
+ * fail as on a kernel without it (for the fallback's tests).  The probe
+ * ring lives and dies on a thread of its own: tearing a ring down queues
+ * kernel work on the thread that owned it, which would otherwise interrupt
+ * the caller's next blocking system call with EINTR. */
+static int probe_uring(void)
+{
 	const char *inject = getenv("WEFT_IO_INJECT_FAIL");
-	int rc;
+	sigset_t all, old;
+	pthread_t t;
+	int rc = -ENOSYS, made;
 
 	if (inject && inject[0] == '1')
 		return -ENOSYS;
-	rc = io_uring_queue_init(2, &ring, 0);
-	if (rc == 0)
-		io_uring_queue_exit(&ring);
+	sigfillset(&all); /* the program's signals stay on its threads */
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	made = pthread_create(&t, NULL, probe_thread, &rc) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (made)
+		pthread_join(t, NULL);
+	else
+		probe_thread(&rc);
 	return rc;
 }
 
