@@ -311,7 +311,8 @@ static void make_ready(struct weft__worker *w, struct weft__fiber *f)
 	if (w && w->rt == f->rt) {
 		if (weft__deque_push(&w->dq, &t) == 0) {
 			WEFT_STAT_INC(w, resumes);
-			weft__notify(w->rt, &w->rt->idle);
+			if (weft__io_notify_now(w->io))
+				weft__notify(w->rt, &w->rt->idle);
 			return;
 		}
 		/* No memory to grow the deque: run it here and now, nested

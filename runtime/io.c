@@ -501,7 +501,8 @@ void weft__io_continue(struct weft__worker *w, weft_op_t *op)
 		struct weft__task t = { weft__io_cb_task, op, NULL };
 		if (weft__deque_push(&w->dq, &t) == 0) {
 			WEFT_STAT_INC(w, resumes);
-			weft__notify(w->rt, &w->rt->idle);
+			if (weft__io_notify_now(w->io))
+				weft__notify(w->rt, &w->rt->idle);
 		} else {
 			weft__io_cb_task(op); /* no memory to queue it: run it here */
 		}
@@ -677,6 +678,7 @@ int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
 	uint64_t start = io->nready;
 	int rc;
 
+	io->in_run = true;
 	if (atom_load_32(&io->mb_nonempty))
 		handle_mail(w);
 	if (!io->cancelled_all && atom_load_32(&w->rt->closing))
@@ -705,6 +707,9 @@ int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
 	if (io->nheap)
 		fire_timers(w, weft__now_ns());
 	(void)rc; /* a failed wait is retried by the caller's loop */
+	io->in_run = false;
+	if (io->nready - start > 1)
+		weft__notify(w->rt, &w->rt->idle); /* more than w runs next */
 	return (int)(io->nready - start);
 }
 

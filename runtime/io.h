@@ -139,7 +139,16 @@ struct weft__io {
 	struct weft__io_msg *mb_head;
 	uint32_t mb_nonempty;
 	bool cancelled_all;           /* closing seen: everything cancelled */
+	bool in_run;                  /* inside weft__io_run: notify once, after */
 };
+
+/* Whether a continuation pushed by w should wake a parked worker now: not
+ * while w is reaping its completions, since w itself runs the first one and
+ * weft__io_run wakes one helper afterwards if it made more. */
+static inline bool weft__io_notify_now(const struct weft__io *io)
+{
+	return !io || !io->in_run;
+}
 
 /* Per-runtime setup, on the creating thread: choose the backend
  * (cfg->io, with fallback), filling rt->io_backend and rt->io_note.

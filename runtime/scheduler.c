@@ -12,8 +12,9 @@
  * Finding work, in order (find_work):
  *   1. every WEFT_INJECT_INTERVAL tasks, the injector first (fairness: a
  *      deep local tree cannot starve outside submissions);
- *   2. the own deque, newest first (work-first: the child just spawned is
- *      hot in cache, and its parent stays stealable);
+ *   2. the own deque: oldest first at the top level (I4), newest first
+ *      while helping (work-first: the child just spawned is hot in cache,
+ *      and its parent stays stealable);
  *   3. the injector;
  *   4. one steal round: every other worker once, starting at a random one.
  * With nothing found the worker searches (steal rounds with ck_backoff
@@ -31,6 +32,12 @@
  *   I3  a worker exits only when rt->stop is set, which happens after
  *       weft_runtime_destroy saw outstanding == 0: every submission and
  *       everything it spawned (it waits for its groups) has completed.
+ *   I4  at the top level (no task on the worker's stack) the own deque
+ *       holds no fork-join children (every group was waited for before its
+ *       task returned), only independent work: fibers to resume, I/O
+ *       callbacks, submissions made from tasks.  The worker takes those
+ *       oldest first, as a thief would, so a burst of completions is served
+ *       in arrival order and the first one does not wait behind the last.
  *
  * Shutdown, in steps (runtime.c): closing = 1, so outside submissions are
  * refused; wait for outstanding == 0; stop = 1; wake every parked worker;
@@ -119,13 +126,28 @@ bool weft__work_visible(struct weft_runtime *rt)
 	return false;
 }
 
+/* The oldest task of the own deque, as a thief takes it. */
+static bool take_oldest(struct weft__worker *w, struct weft__task *t)
+{
+	enum weft__steal r;
+
+	while ((r = weft__deque_steal(&w->dq, t)) == WEFT_STEAL_ABORT)
+		;
+	return r == WEFT_STEAL_OK;
+}
+
+static inline bool take_own(struct weft__worker *w, struct weft__task *t, bool fifo)
+{
+	return fifo ? take_oldest(w, t) : weft__deque_take(&w->dq, t);
+}
+
 /* Work of this worker's own: its deque, then the fibers that yielded, then
- * the continuations its event state has ready. */
-static bool take_local(struct weft__worker *w, struct weft__task *t)
+ * the continuations its event state has ready.  fifo: oldest first (I4). */
+static bool take_local(struct weft__worker *w, struct weft__task *t, bool fifo)
 {
 	struct weft__fiber *f;
 
-	if (weft__deque_take(&w->dq, t))
+	if (take_own(w, t, fifo))
 		return true;
 	if ((f = weft__fiber_yielded(w)) != NULL) {
 		t->fn = weft__fiber_resume_task;
@@ -133,7 +155,7 @@ static bool take_local(struct weft__worker *w, struct weft__task *t)
 		t->group = NULL;
 		return true;
 	}
-	return weft__io_active(w) && weft__io_run(w, 0) > 0 && weft__deque_take(&w->dq, t);
+	return weft__io_active(w) && weft__io_run(w, 0) > 0 && take_own(w, t, fifo);
 }
 
 /* Returns the task's source (enum weft_trace_source), or -1 for none. */
@@ -148,7 +170,7 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 		if (inject_take(w, t))
 			return WEFT_SRC_INJECTED;
 	}
-	if (take_local(w, t))
+	if (take_local(w, t, true))
 		return WEFT_SRC_LOCAL;
 	if (inject_take(w, t))
 		return WEFT_SRC_INJECTED;
@@ -190,7 +212,7 @@ void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg)
 	WEFT_TRACE(w, WEFT_EV_WAIT_BEGIN, 0, 0);
 	while (!done(arg)) {
 		bool ran = true;
-		if (take_local(w, &t))
+		if (take_local(w, &t, false))
 			weft__run_task(w, &t);
 		else if (!help_foreign(w))
 			ran = false;
@@ -228,7 +250,7 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 			for (round = 0; round < WEFT_SEARCH_ROUNDS; round++) {
 				int src = steal_round(w, t) ? WEFT_SRC_STOLEN
 				          : inject_take(w, t) ? WEFT_SRC_INJECTED
-				          : take_local(w, t)  ? WEFT_SRC_LOCAL : -1;
+				          : take_local(w, t, true) ? WEFT_SRC_LOCAL : -1;
 				if (src >= 0) {
 					WEFT_TRACE(w, WEFT_EV_SEARCH_END, 0, 0);
 					weft__search_end(rt, true);
@@ -251,7 +273,7 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 		} else {
 			/* The re-check saw work, or this worker's own event
 			 * state made some: take it if it is still there. */
-			if (take_local(w, t))
+			if (take_local(w, t, true))
 				return WEFT_SRC_LOCAL;
 			if (inject_take(w, t))
 				return WEFT_SRC_INJECTED;
