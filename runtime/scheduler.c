@@ -138,7 +138,12 @@ static bool take_oldest(struct weft__worker *w, struct weft__task *t)
 
 static inline bool take_own(struct weft__worker *w, struct weft__task *t, bool fifo)
 {
-	return fifo ? take_oldest(w, t) : weft__deque_take(&w->dq, t);
+	/* Only this thread pushes, so a size of 1 or less is exact enough:
+	 * then oldest and newest are the same, and take is cheaper than a
+	 * steal (no fence on the common, empty path). */
+	if (fifo && weft__deque_size_hint(&w->dq) > 1)
+		return take_oldest(w, t);
+	return weft__deque_take(&w->dq, t);
 }
 
 /* Work of this worker's own: its deque, then the fibers that yielded, then
