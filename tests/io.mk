@@ -19,7 +19,7 @@ WEFT_IO_TEST_COMMON = tests/test_util.h tests/test_io_util.h tests/tsan_criterio
 
 tests_test_fiber_SOURCES = tests/test_fiber.c $(WEFT_IO_TEST_COMMON)
 tests_test_fiber_CPPFLAGS = $(WEFT_IO_TEST_CPPFLAGS)
-tests_test_fiber_LDADD = $(WEFT_IO_TEST_LDADD)
+tests_test_fiber_LDADD = $(WEFT_IO_TEST_LDADD) -lm
 
 tests_test_timer_SOURCES = tests/test_timer.c $(WEFT_IO_TEST_COMMON)
 tests_test_timer_CPPFLAGS = $(WEFT_IO_TEST_CPPFLAGS)

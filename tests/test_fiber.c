@@ -4,6 +4,8 @@
  * Every test runs on both backends (see IO_TEST in test_io_util.h).
  */
 #define _GNU_SOURCE
+#include <fenv.h>
+
 #include "test_io_util.h"
 
 /* ------------------------------------------------------------------ */
@@ -219,6 +221,50 @@ IO_TEST(fiber, yield_interleaves)
 		             "fiber %d: %ld of %ld weft_yield calls resumed it before any other "
 		             "runnable fiber ran (1 worker)", i, atomic_load(&c.stalls[i]), c.rounds);
 	}
+}
+
+/* The floating-point control state (rounding mode: MXCSR and the x87
+ * control word on x86-64, FPCR on AArch64) belongs to each fiber: a switch
+ * restores the incoming fiber's, also when it only differs from the
+ * outgoing one's in the control bits. */
+struct fpmode {
+	atomic_int turn; /* which fiber's step is next */
+	atomic_int bad;
+};
+
+static void fpmode_fiber(struct fpmode *m, int me, int mode)
+{
+	T_CHECK_EQ(fesetround(mode), 0);
+	for (int step = 0; step < 100; step++) {
+		while (atomic_load(&m->turn) != me)
+			weft_yield();
+		volatile double one = 1.0, three = 3.0;
+		double q = one / three; /* rounds by the current mode */
+		/* fegetround reads the x87 word on x86-64; the division
+		 * (SSE) follows MXCSR: upward, it lands above the nearest. */
+		if (fegetround() != mode || (mode == FE_UPWARD) != (q > 1.0 / 3.0))
+			atomic_fetch_add(&m->bad, 1);
+		atomic_store(&m->turn, 1 - me);
+		weft_yield();
+	}
+	fesetround(FE_TONEAREST);
+}
+
+static void fpmode_up(void *p) { fpmode_fiber(p, 0, FE_UPWARD); }
+static void fpmode_near(void *p) { fpmode_fiber(p, 1, FE_TONEAREST); }
+
+IO_TEST(fiber, rounding_mode_is_per_fiber)
+{
+	weft_runtime_t *rt = io_rt(backend, 1);
+	struct fpmode m;
+	atomic_init(&m.turn, 0);
+	atomic_init(&m.bad, 0);
+	IO_GO(rt, fpmode_up, &m);
+	IO_GO(rt, fpmode_near, &m);
+	t_destroy(rt);
+	T_ASSERT_CLEAN();
+	cr_assert_eq(atomic_load(&m.bad), 0, "%d steps saw another fiber's rounding mode", atomic_load(&m.bad));
+	cr_assert_eq(fegetround(), FE_TONEAREST);
 }
 
 /* weft_yield off the workers and in a plain task: just returns. */
