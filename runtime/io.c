@@ -672,6 +672,13 @@ bool weft__io_active(struct weft__worker *w)
 	       (!io->cancelled_all && atom_load_32(&w->rt->closing));
 }
 
+bool weft__io_ready_hint(struct weft__worker *w)
+{
+	struct weft__io *io = w->io;
+
+	return io && (atom_load_32(&io->mb_nonempty) || io->backend->busy(w));
+}
+
 int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
 {
 	struct weft__io *io = w->io;
@@ -708,8 +715,9 @@ int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
 		fire_timers(w, weft__now_ns());
 	(void)rc; /* a failed wait is retried by the caller's loop */
 	io->in_run = false;
-	if (io->nready - start > 1)
-		weft__notify(w->rt, &w->rt->idle); /* more than w runs next */
+	/* w runs one task next; wake a helper for the rest (Tokio's rule). */
+	if (io->nready != start && weft__deque_size_hint(&w->dq) > 1)
+		weft__notify(w->rt, &w->rt->idle);
 	return (int)(io->nready - start);
 }
 

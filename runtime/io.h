@@ -140,11 +140,12 @@ struct weft__io {
 	uint32_t mb_nonempty;
 	bool cancelled_all;           /* closing seen: everything cancelled */
 	bool in_run;                  /* inside weft__io_run: notify once, after */
+	uint64_t last_poll_ns;        /* scheduler.c's last between-task poll */
 };
 
 /* Whether a continuation pushed by w should wake a parked worker now: not
- * while w is reaping its completions, since w itself runs the first one and
- * weft__io_run wakes one helper afterwards if it made more. */
+ * while w is reaping its completions, since w itself runs one next and
+ * weft__io_run wakes one helper afterwards if more are queued. */
 static inline bool weft__io_notify_now(const struct weft__io *io)
 {
 	return !io || !io->in_run;
@@ -163,6 +164,10 @@ void weft__io_worker_free(struct weft__worker *w);
 /* The scheduler's hooks.  Owner worker. */
 /* Whether poll(0) is worth calling now (pending ops, timers, mail). */
 bool weft__io_active(struct weft__worker *w);
+/* Whether something can be reaped or submitted without waiting: mail,
+ * queued submissions, completions (io_uring: read from shared memory, no
+ * system call; epoll cannot tell without one and says false). */
+bool weft__io_ready_hint(struct weft__worker *w);
 /* Handle mail, fire due timers, poll the backend for at most timeout_ns
  * (<0: until something happens; the next timer bounds it).  Returns the
  * number of continuations made runnable on w's deque. */

@@ -10,6 +10,9 @@
  *             instead of blocking the worker.
  *
  * Finding work, in order (find_work):
+ *   0. the own event state, when it has something at hand without waiting
+ *      (io.c: weft__io_ready_hint) and WEFT_IO_POLL_NS passed since the
+ *      last such poll, and every WEFT_INJECT_INTERVAL tasks;
  *   1. every WEFT_INJECT_INTERVAL tasks, the injector first (fairness: a
  *      deep local tree cannot starve outside submissions);
  *   2. the own deque: oldest first at the top level (I4), newest first
@@ -38,6 +41,14 @@
  *       callbacks, submissions made from tasks.  The worker takes those
  *       oldest first, as a thief would, so a burst of completions is served
  *       in arrival order and the first one does not wait behind the last.
+ *   I5  also at the top level, a worker that has work of its own first
+ *       looks at one random victim and takes from it if its deque is at
+ *       least 2 longer.  A fiber's I/O completes on the worker that issued
+ *       it, so fibers stay where they last ran and migrate only when
+ *       stolen; without this, two busy workers (neither ever empty, so
+ *       neither steals) would keep whatever split of the connections they
+ *       started with, and the longer queue's requests would wait longer.
+ *       The margin of 2 keeps two equal queues from trading tasks.
  *
  * Shutdown, in steps (runtime.c): closing = 1, so outside submissions are
  * refused; wait for outstanding == 0; stop = 1; wake every parked worker;
@@ -163,9 +174,44 @@ static bool take_local(struct weft__worker *w, struct weft__task *t, bool fifo)
 	return weft__io_active(w) && weft__io_run(w, 0) > 0 && take_own(w, t, fifo);
 }
 
+/* I5: take from a random victim whose deque is at least 2 longer than
+ * this worker's (non-empty) one. */
+static bool take_balancing(struct weft__worker *w, struct weft__task *t)
+{
+	struct weft_runtime *rt = w->rt;
+	int64_t mine = weft__deque_size_hint(&w->dq);
+	unsigned n = rt->nworkers, v;
+
+	if (mine < 1 || n < 2)
+		return false;
+	v = (unsigned)(rng_next(&w->rng) % (n - 1));
+	if (v >= w->index)
+		v++;
+	if (weft__deque_size_hint(&rt->workers[v].dq) < mine + 2)
+		return false;
+	WEFT_STAT_INC(w, steal_attempts);
+	if (weft__deque_steal(&rt->workers[v].dq, t) != WEFT_STEAL_OK)
+		return false;
+	WEFT_STAT_INC(w, steals);
+	WEFT_STAT_STOLEN(&rt->workers[v]);
+	WEFT_TRACE(w, WEFT_EV_STEAL, v, task_fn_addr(t));
+	return true;
+}
+
 /* Returns the task's source (enum weft_trace_source), or -1 for none. */
 static int find_work(struct weft__worker *w, struct weft__task *t)
 {
+	/* Submit what the last tasks queued and reap what completed, so that
+	 * a worker busy with a long queue neither sits on its fibers' sends
+	 * nor hides their completions from idle thieves; at most every
+	 * WEFT_IO_POLL_NS, so that short fibers still batch. */
+	if (weft__io_ready_hint(w)) {
+		uint64_t now = weft__now_ns();
+		if (now - w->io->last_poll_ns >= WEFT_IO_POLL_NS) {
+			w->io->last_poll_ns = now;
+			weft__io_run(w, 0);
+		}
+	}
 	if (++w->tick >= WEFT_INJECT_INTERVAL) {
 		w->tick = 0;
 		/* Fairness: completions and outside work get their turn
@@ -175,6 +221,8 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 		if (inject_take(w, t))
 			return WEFT_SRC_INJECTED;
 	}
+	if (take_balancing(w, t))
+		return WEFT_SRC_STOLEN;
 	if (take_local(w, t, true))
 		return WEFT_SRC_LOCAL;
 	if (inject_take(w, t))

@@ -68,4 +68,11 @@
  * event state before looking for other work again. */
 #define WEFT_IO_HELP_WAIT_NS 50000
 
+/* A busy worker with I/O at hand (submissions queued, completions ready)
+ * submits and reaps between two top-level tasks at most this often: often
+ * enough that a long queue of CPU-heavy fibers does not hold back their
+ * sends and hide their completions from idle workers, seldom enough that
+ * many short fibers still share one system call. */
+#define WEFT_IO_POLL_NS 20000
+
 #endif /* WEFT_TUNABLES_H */
