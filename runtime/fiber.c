@@ -33,7 +33,10 @@
  * Stacks are mmap'd with a PROT_NONE guard page below them (an overflow
  * faults instead of corrupting memory) and the fiber record at the top.
  * Each worker keeps up to WEFT_FIBER_STACK_CACHE of them for reuse, so a
- * create-and-finish cycle costs no system call once warm.
+ * create-and-finish cycle costs no system call once warm; a full cache
+ * spills half into the runtime's pool (WEFT_FIBER_STACK_POOL, under
+ * stack_lock) and an empty one refills from it.  nstack_pool is written
+ * under the lock and read without it only as a hint.
  *
  * Sanitizers are told about every switch: TSan through its fiber API
  * (otherwise it sees one thread's accesses on many stacks and reports
@@ -119,9 +122,45 @@ static void *stack_map(size_t size)
 	return m;
 }
 
-/* A stack of rt's size: from w's cache when w is given and has one. */
+/* Move up to n stacks between w's cache and the runtime's pool. */
+static void pool_refill(struct weft__worker *w, unsigned n)
+{
+	struct weft_runtime *rt = w->rt;
+
+	unsigned np;
+
+	pthread_mutex_lock(&rt->stack_lock);
+	np = rt->nstack_pool;
+	while (n-- && np && w->nstack_cache < WEFT_FIBER_STACK_CACHE)
+		w->stack_cache[w->nstack_cache++] = rt->stack_pool[--np];
+	atom_store_32(&rt->nstack_pool, np);
+	pthread_mutex_unlock(&rt->stack_lock);
+}
+
+static void pool_spill(struct weft__worker *w, unsigned n, size_t size)
+{
+	struct weft_runtime *rt = w->rt;
+
+	unsigned np;
+
+	pthread_mutex_lock(&rt->stack_lock);
+	np = rt->nstack_pool;
+	while (n && w->nstack_cache && np < WEFT_FIBER_STACK_POOL) {
+		rt->stack_pool[np++] = w->stack_cache[--w->nstack_cache];
+		n--;
+	}
+	atom_store_32(&rt->nstack_pool, np);
+	pthread_mutex_unlock(&rt->stack_lock);
+	while (n-- && w->nstack_cache) /* the pool is full */
+		munmap(w->stack_cache[--w->nstack_cache], size);
+}
+
+/* A stack of rt's size: from w's cache (refilled from the runtime's pool)
+ * when w is given, else newly mapped. */
 static void *stack_get(struct weft__worker *w, size_t size)
 {
+	if (w && !w->nstack_cache && atom_load_32(&w->rt->nstack_pool))
+		pool_refill(w, WEFT_FIBER_STACK_CACHE / 2);
 	if (w && w->nstack_cache) {
 		void *m = w->stack_cache[--w->nstack_cache];
 #ifdef WEFT_ASAN
@@ -134,11 +173,9 @@ static void *stack_get(struct weft__worker *w, size_t size)
 
 static void stack_put(struct weft__worker *w, void *m, size_t size)
 {
-	if (w->nstack_cache < WEFT_FIBER_STACK_CACHE) {
-		w->stack_cache[w->nstack_cache++] = m;
-		return;
-	}
-	munmap(m, size);
+	if (w->nstack_cache == WEFT_FIBER_STACK_CACHE)
+		pool_spill(w, WEFT_FIBER_STACK_CACHE / 2, size);
+	w->stack_cache[w->nstack_cache++] = m;
 }
 
 void weft__fiber_worker_fini(struct weft__worker *w)
@@ -147,6 +184,29 @@ void weft__fiber_worker_fini(struct weft__worker *w)
 
 	while (w->nstack_cache)
 		munmap(w->stack_cache[--w->nstack_cache], size);
+}
+
+int weft__fiber_runtime_init(struct weft_runtime *rt)
+{
+	rt->stack_pool = malloc(WEFT_FIBER_STACK_POOL * sizeof(*rt->stack_pool));
+	if (!rt->stack_pool)
+		return -ENOMEM;
+	rt->nstack_pool = 0;
+	pthread_mutex_init(&rt->stack_lock, NULL);
+	return 0;
+}
+
+void weft__fiber_runtime_fini(struct weft_runtime *rt)
+{
+	size_t size = map_size(rt->cfg.fiber_stack_size);
+
+	if (!rt->stack_pool)
+		return;
+	while (rt->nstack_pool)
+		munmap(rt->stack_pool[--rt->nstack_pool], size);
+	free(rt->stack_pool);
+	rt->stack_pool = NULL;
+	pthread_mutex_destroy(&rt->stack_lock);
 }
 
 /* ---- creation and the first frame ------------------------------------ */

@@ -58,6 +58,11 @@ void weft__fiber_wake(struct weft__fiber *f);
  * that resumes after a fiber switch, possibly on another thread. */
 struct weft__worker *weft__self_fresh(void);
 
+/* The runtime's pool of free stacks: made at create, emptied at destroy
+ * once every worker is joined.  init returns 0 or -ENOMEM. */
+struct weft_runtime;
+int weft__fiber_runtime_init(struct weft_runtime *rt);
+void weft__fiber_runtime_fini(struct weft_runtime *rt);
 /* Per-worker fiber state: the stack cache and the yield queue. */
 void weft__fiber_worker_fini(struct weft__worker *w);
 /* Pop the oldest fiber that yielded on w, or NULL.  Owner worker. */

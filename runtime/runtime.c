@@ -118,6 +118,7 @@ static void free_runtime(weft_runtime_t *rt, unsigned deques)
 		weft__deque_fini(&rt->workers[i].dq);
 	}
 	free(rt->workers);
+	weft__fiber_runtime_fini(rt);
 	weft__idle_fini(&rt->idle);
 	weft__injector_fini(&rt->inj);
 	pthread_cond_destroy(&rt->drain_cond);
@@ -198,6 +199,8 @@ int weft_runtime_create(weft_runtime_t **out, const weft_config_t *cfg)
 		return -ENOMEM;
 	}
 	rc = weft__io_runtime_init(rt);
+	if (rc == 0)
+		rc = weft__fiber_runtime_init(rt);
 	if (rc) {
 		free_runtime(rt, c.workers);
 		return rc;

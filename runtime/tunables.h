@@ -60,6 +60,13 @@
  * short-lived fibers without an mmap per fiber, bounded so that a worker
  * that finishes many migrated fibers does not hoard memory. */
 #define WEFT_FIBER_STACK_CACHE 64
+/* Beyond that, up to this many free stacks wait in a runtime-wide pool
+ * (locked; a worker moves half a cache at a time), so that bursts of a few
+ * thousand fibers, and fibers that end on another worker than the one that
+ * made them, reuse stacks instead of mapping new ones.  The pool keeps the
+ * pages a stack touched: at the default size, with fibers that use a few
+ * pages, some tens of MB at most. */
+#define WEFT_FIBER_STACK_POOL 4096
 
 /* Submission-queue entries of each worker's io_uring. */
 #define WEFT_IO_ENTRIES_DEFAULT 256

@@ -76,6 +76,10 @@ struct weft_runtime {
 	uint64_t trace_t0, trace_t0_ns; /* trace clock at create, both clocks */
 	const struct weft__io_backend *io_backend; /* chosen at create (io.c) */
 	char io_note[160];    /* why not io_uring, or "" */
+	/* Free fiber stacks beyond the workers' caches (fiber.c). */
+	pthread_mutex_t stack_lock;
+	void **stack_pool;    /* WEFT_FIBER_STACK_POOL slots */
+	uint32_t nstack_pool; /* written under stack_lock */
 	uint32_t io_init_left; /* workers still setting up their event state */
 	int io_init_err;      /* first worker setup error, 0 if none */
 };
