@@ -26,6 +26,7 @@ struct weft__worker {
 	struct weft__deque dq;
 	/* Park word: 1 while parked, 0 otherwise; futex address. */
 	uint32_t park_word __attribute__((aligned(WEFT_CACHELINE)));
+	uint32_t park_in_io;  /* parked inside its event state (park.c, W4) */
 	bool in_stack;   /* on the idle stack; under idle.lock */
 	uint64_t stolen; /* tasks thieves took from this deque (stats.h) */
 	/* Owner-private from here. */
