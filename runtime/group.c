@@ -108,26 +108,42 @@ static bool group_done_cb(void *g)
 	return group_done(g);
 }
 
+/* weft_wait for a group made on a fiber's stack (WEFT__GROUP_SHARED): the
+ * waiting fiber may move between workers while it runs the children. */
+static __attribute__((noinline)) int wait_shared(struct weft__worker *w, weft_group_t *g)
+{
+	struct weft__task t;
+
+	while (!group_done(g)) {
+		if (!weft__deque_take(&w->dq, &t)) {
+			weft__help_until(w, group_done_cb, g);
+			break;
+		}
+		w = weft__run_task_fiber(w, &t);
+	}
+	return 0;
+}
+
 int weft_wait(weft_group_t *g)
 {
-	struct weft__worker *w = weft__self_fresh();
+	struct weft__worker *w = weft__self();
 	struct weft__task t;
-	bool on_fiber;
 
 	if (!g)
 		return -EINVAL;
-	if (!w || (g->owner_ != (void *)w && g->owner_ != WEFT__GROUP_SHARED))
+	if (!w)
 		return -EPERM;
-	on_fiber = w->fiber != NULL;
-	/* Fast path: the children are still in the own deque. */
+	if (g->owner_ != (void *)w)
+		return g->owner_ == WEFT__GROUP_SHARED ? wait_shared(w, g) : -EPERM;
+	/* Fast path: the children are still in the own deque.  An owned
+	 * group was made on this thread's own stack, so no fiber is
+	 * involved and every task returns here. */
 	while (!group_done(g)) {
 		if (!weft__deque_take(&w->dq, &t)) {
 			weft__help_until(w, group_done_cb, g);
 			break;
 		}
 		weft__run_task(w, &t);
-		if (__builtin_expect(on_fiber, 0))
-			w = weft__self_fresh(); /* the fiber may have moved */
 	}
 	return 0;
 }

@@ -232,48 +232,55 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 	return -1;
 }
 
-/* Run a task found outside the own deque's fast path, recorded as a span. */
-static void run_traced(struct weft__worker *w, const struct weft__task *t, int src)
+/* Run a task found outside the own deque's fast path, recorded as a span.
+ * Returns the worker it returned on (another one only on a fiber). */
+static struct weft__worker *run_traced(struct weft__worker *w, const struct weft__task *t, int src, bool on_fiber)
 {
 	WEFT_TRACE(w, WEFT_EV_TASK_BEGIN, src, task_fn_addr(t));
-	weft__run_task(w, t);
+	if (on_fiber)
+		w = weft__run_task_fiber(w, t);
+	else
+		weft__run_task(w, t);
 	WEFT_TRACE(w, WEFT_EV_TASK_END, 0, 0);
+	return w;
 }
 
 /* Run one stolen or injected task, within the stack reserve (I2).
- * Returns true if it ran one. */
-static bool help_foreign(struct weft__worker *w)
+ * Returns the worker it ran on afterwards, or NULL if it ran none. */
+static struct weft__worker *help_foreign(struct weft__worker *w, bool on_fiber)
 {
 	struct weft__task t;
 	int src;
 
 	if ((uintptr_t)__builtin_frame_address(0) < w->stack_limit)
-		return false;
+		return NULL;
 	src = steal_round(w, &t) ? WEFT_SRC_STOLEN : inject_take(w, &t) ? WEFT_SRC_INJECTED : -1;
 	if (src < 0)
-		return false;
-	run_traced(w, &t, src);
-	return true;
+		return NULL;
+	return run_traced(w, &t, src, on_fiber);
 }
 
 void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg)
 {
 	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
 	struct weft__task t;
+	/* On a fiber's stack, what runs here may park the fiber and resume
+	 * it on another worker (fiber.c, I4): w is re-read after each task. */
 	bool on_fiber = w->fiber != NULL;
 
 	WEFT_TRACE(w, WEFT_EV_WAIT_BEGIN, 0, 0);
 	while (!done(arg)) {
-		bool ran = true;
-		if (take_local(w, &t, false))
-			weft__run_task(w, &t);
-		else if (!help_foreign(w))
-			ran = false;
-		if (ran) {
-			/* On a fiber's stack, what ran may have parked the
-			 * fiber and resumed it elsewhere (fiber.c, I4). */
+		struct weft__worker *ran = NULL;
+		if (take_local(w, &t, false)) {
 			if (on_fiber)
-				w = weft__self_fresh();
+				ran = weft__run_task_fiber(w, &t);
+			else
+				weft__run_task(ran = w, &t);
+		} else {
+			ran = help_foreign(w, on_fiber);
+		}
+		if (ran) {
+			w = ran;
 			backoff = CK_BACKOFF_INITIALIZER;
 		} else if (backoff < WEFT_BACKOFF_CEILING) {
 			ck_backoff_eb(&backoff);
@@ -378,7 +385,7 @@ void *weft__worker_main(void *arg)
 		if (src < 0)
 			src = idle(w, &t);
 		if (src >= 0)
-			run_traced(w, &t, src);
+			run_traced(w, &t, src, false); /* the thread's own stack */
 		else if (atom_load_32(&rt->stop))
 			break;
 	}

@@ -92,25 +92,38 @@ static inline struct weft__worker *weft__self(void) { return weft__tls_self; }
 
 /* Scheduler (scheduler.c). */
 void *weft__worker_main(void *arg);
-/* Run one task to completion and count it in its group (group.c explains
- * the counting).  Owner worker. */
+/* Count a task that returned in its group (group.c explains the counting).
+ * w: the worker the task returned on. */
+static inline void weft__task_done(struct weft__worker *w, struct weft_group *g)
+{
+	if (!g)
+		return;
+	/* Pairs with the acquire loads in group_done (group.c). */
+	if (g->owner_ == (void *)w)
+		g->done_++;
+	else
+		atom_inc_u64(&g->remote_done_);
+}
+/* Run one task to completion and count it.  On the worker's thread stack,
+ * where a task returns on the thread that called it.  Owner worker. */
 static inline void weft__run_task(struct weft__worker *w, const struct weft__task *t)
 {
 	struct weft_group *g = t->group;
-	bool on_fiber = w->fiber != NULL;
 
 	t->fn(t->arg);
-	/* On a fiber's stack the task may have parked the fiber and come
-	 * back on another worker (fiber.c, I4). */
-	if (__builtin_expect(on_fiber, 0))
-		w = weft__self_fresh();
-	if (g) {
-		/* Pairs with the acquire loads in group_done (group.c). */
-		if (g->owner_ == (void *)w)
-			g->done_++;
-		else
-			atom_inc_u64(&g->remote_done_);
-	}
+	weft__task_done(w, g);
+}
+/* The same on a fiber's stack, where the task may park the fiber, which
+ * then resumes on another worker (fiber.c, I4).  Returns the worker it
+ * runs on afterwards. */
+static inline struct weft__worker *weft__run_task_fiber(struct weft__worker *w, const struct weft__task *t)
+{
+	struct weft_group *g = t->group;
+
+	t->fn(t->arg);
+	w = weft__self_fresh();
+	weft__task_done(w, g);
+	return w;
 }
 /* Run tasks (own deque first, then stolen or injected ones) until done(arg)
  * is true, backing off and then yielding while there is nothing to run.
