@@ -37,8 +37,49 @@ struct pp {
 	struct bench_latch done;
 };
 
+/* Move exactly n bytes: 0, or a negative errno (-EPIPE at end of file). */
+typedef int (*xfer_fn)(int fd, unsigned char *b, size_t n);
+
+/* Echo side: read a message, send it back, warm + trips times. */
+static void echo_loop(struct pp *pp, xfer_fn in, xfer_fn out, unsigned char *buf, const char *what)
+{
+	int rc;
+
+	for (long i = 0; i < pp->warm + pp->trips; i++) {
+		if ((rc = in(pp->fd[1], buf, pp->size)) != 0 || (rc = out(pp->fd[1], buf, pp->size)) != 0) {
+			bench_fail(what, rc);
+			pp->bad = 1;
+			break;
+		}
+	}
+}
+
+/* Client side: send a message, read the echo, time each round trip. */
+static void client_loop(struct pp *pp, xfer_fn out, xfer_fn in, unsigned char *obuf, unsigned char *ibuf,
+                        const char *what)
+{
+	int rc;
+
+	for (long i = 0; i < pp->warm + pp->trips; i++) {
+		memset(obuf, (int)(i & 0xff), pp->size);
+		uint64_t t0 = bench_ns();
+		if ((rc = out(pp->fd[0], obuf, pp->size)) != 0 || (rc = in(pp->fd[0], ibuf, pp->size)) != 0) {
+			bench_fail(what, rc);
+			pp->bad = 1;
+			break;
+		}
+		uint64_t t1 = bench_ns();
+		if (memcmp(ibuf, obuf, pp->size))
+			pp->bad = 1;
+		if (i >= pp->warm)
+			pp->samples[i - pp->warm] = (double)(t1 - t0) * 1e-9;
+	}
+}
+
 /* ------------------------------------------------------------ weft fibers */
-static int fib_send_all(int fd, const unsigned char *b, size_t n)
+/* weft_send/weft_recv (not weft_write_all/weft_read_full, which read
+ * with READ): the socket calls the baseline threads make too. */
+static int fib_send_all(int fd, unsigned char *b, size_t n)
 {
 	while (n) {
 		ssize_t r = weft_send(fd, b, n, 0);
@@ -66,15 +107,8 @@ static void weft_echo_fiber(void *p)
 {
 	struct pp *pp = p;
 	unsigned char buf[MAX_SIZE];
-	int rc;
-	for (long i = 0; i < pp->warm + pp->trips; i++) {
-		if ((rc = fib_recv_all(pp->fd[1], buf, pp->size)) != 0 ||
-		    (rc = fib_send_all(pp->fd[1], buf, pp->size)) != 0) {
-			bench_fail("echo fiber send/recv", rc);
-			pp->bad = 1;
-			break;
-		}
-	}
+
+	echo_loop(pp, fib_recv_all, fib_send_all, buf, "echo fiber send/recv");
 	bench_latch_done(&pp->done);
 }
 
@@ -82,27 +116,13 @@ static void weft_client_fiber(void *p)
 {
 	struct pp *pp = p;
 	unsigned char out[MAX_SIZE], in[MAX_SIZE];
-	int rc;
-	for (long i = 0; i < pp->warm + pp->trips; i++) {
-		memset(out, (int)(i & 0xff), pp->size);
-		uint64_t t0 = bench_ns();
-		if ((rc = fib_send_all(pp->fd[0], out, pp->size)) != 0 ||
-		    (rc = fib_recv_all(pp->fd[0], in, pp->size)) != 0) {
-			bench_fail("client fiber send/recv", rc);
-			pp->bad = 1;
-			break;
-		}
-		uint64_t t1 = bench_ns();
-		if (memcmp(in, out, pp->size))
-			pp->bad = 1;
-		if (i >= pp->warm)
-			pp->samples[i - pp->warm] = (double)(t1 - t0) * 1e-9;
-	}
+
+	client_loop(pp, fib_send_all, fib_recv_all, out, in, "client fiber send/recv");
 	bench_latch_done(&pp->done);
 }
 
 /* --------------------------------------------------------- plain threads */
-static int th_write_all(int fd, const unsigned char *b, size_t n)
+static int th_write_all(int fd, unsigned char *b, size_t n)
 {
 	while (n) {
 		ssize_t r = write(fd, b, n);
@@ -132,39 +152,17 @@ static int th_read_all(int fd, unsigned char *b, size_t n)
 
 static void *th_echo(void *p)
 {
-	struct pp *pp = p;
 	static unsigned char buf[MAX_SIZE];
-	int rc;
-	for (long i = 0; i < pp->warm + pp->trips; i++) {
-		if ((rc = th_read_all(pp->fd[1], buf, pp->size)) != 0 ||
-		    (rc = th_write_all(pp->fd[1], buf, pp->size)) != 0) {
-			bench_fail("echo thread read/write", rc);
-			pp->bad = 1;
-			break;
-		}
-	}
+
+	echo_loop(p, th_read_all, th_write_all, buf, "echo thread read/write");
 	return NULL;
 }
 
 static void th_client(struct pp *pp)
 {
 	static unsigned char out[MAX_SIZE], in[MAX_SIZE];
-	int rc;
-	for (long i = 0; i < pp->warm + pp->trips; i++) {
-		memset(out, (int)(i & 0xff), pp->size);
-		uint64_t t0 = bench_ns();
-		if ((rc = th_write_all(pp->fd[0], out, pp->size)) != 0 ||
-		    (rc = th_read_all(pp->fd[0], in, pp->size)) != 0) {
-			bench_fail("client thread read/write", rc);
-			pp->bad = 1;
-			break;
-		}
-		uint64_t t1 = bench_ns();
-		if (memcmp(in, out, pp->size))
-			pp->bad = 1;
-		if (i >= pp->warm)
-			pp->samples[i - pp->warm] = (double)(t1 - t0) * 1e-9;
-	}
+
+	client_loop(pp, th_write_all, th_read_all, out, in, "client thread read/write");
 }
 
 /* ------------------------------------------------------------------ driver */
