@@ -887,6 +887,17 @@ static NOINLINE void conn_sockopts(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* Take c off h's list of connections.  Under h->lock. */
+static void conn_unlink(struct httpd *h, struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+}
+
 static void conn_main(void *arg)
 {
 	struct conn *c = arg;
@@ -937,12 +948,7 @@ static void conn_main(void *arg)
 	/* Off the list first (httpd_stop no longer shuts c->fd down), then
 	 * close, then count down: when live reaches 0 every fd is closed. */
 	pthread_mutex_lock(&h->lock);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		h->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	conn_unlink(h, c);
 	pthread_mutex_unlock(&h->lock);
 	weft_close(c->fd);
 	atomic_fetch_add_explicit(&h->st_requests, c->requests, memory_order_relaxed);
@@ -992,12 +998,7 @@ static void conn_start(struct httpd *h, int fd)
 	if (weft_go(h->rt, conn_main, c) == 0)
 		return;
 	pthread_mutex_lock(&h->lock);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		h->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	conn_unlink(h, c);
 	h->live--; /* the accept loop still counts: never 0 here */
 	atomic_fetch_sub_explicit(&h->st_active, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&h->lock);
