@@ -145,13 +145,17 @@ static inline void t_latch_fini(struct t_latch *l)
 	pthread_mutex_destroy(&l->m);
 }
 
-static inline void t_latch_done(struct t_latch *l)
+/* Add k (negative: count down); waiters go once the count is 0 or less. */
+static inline void t_latch_add(struct t_latch *l, long k)
 {
 	pthread_mutex_lock(&l->m);
-	if (--l->n <= 0)
+	l->n += k;
+	if (l->n <= 0)
 		pthread_cond_broadcast(&l->c);
 	pthread_mutex_unlock(&l->m);
 }
+
+static inline void t_latch_done(struct t_latch *l) { t_latch_add(l, -1); }
 
 static inline void t_latch_wait(struct t_latch *l)
 {
@@ -166,43 +170,15 @@ static inline void t_latch_wait(struct t_latch *l)
 /* (weft.h), so tests wait for their fibers with this before destroy.   */
 
 struct io_wg {
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	long n;
+	struct t_latch l; /* fibers started and not yet returned */
 };
 
-static inline void io_wg_init(struct io_wg *g)
-{
-	pthread_mutex_init(&g->m, NULL);
-	pthread_cond_init(&g->c, NULL);
-	g->n = 0;
-}
-
-static inline void io_wg_fini(struct io_wg *g)
-{
-	pthread_cond_destroy(&g->c);
-	pthread_mutex_destroy(&g->m);
-}
-
-static inline void io_wg_add(struct io_wg *g, long k)
-{
-	pthread_mutex_lock(&g->m);
-	g->n += k;
-	if (g->n <= 0)
-		pthread_cond_broadcast(&g->c);
-	pthread_mutex_unlock(&g->m);
-}
-
-static inline void io_wg_done(struct io_wg *g) { io_wg_add(g, -1); }
-
+static inline void io_wg_init(struct io_wg *g) { t_latch_init(&g->l, 0); }
+static inline void io_wg_fini(struct io_wg *g) { t_latch_fini(&g->l); }
+static inline void io_wg_add(struct io_wg *g, long k) { t_latch_add(&g->l, k); }
+static inline void io_wg_done(struct io_wg *g) { t_latch_add(&g->l, -1); }
 /* Test thread: until every fiber started through g has returned. */
-static inline void io_wg_wait(struct io_wg *g)
-{
-	pthread_mutex_lock(&g->m);
-	while (g->n > 0)
-		pthread_cond_wait(&g->c, &g->m);
-	pthread_mutex_unlock(&g->m);
-}
+static inline void io_wg_wait(struct io_wg *g) { t_latch_wait(&g->l); }
 
 struct io_tramp {
 	weft_task_fn fn;
