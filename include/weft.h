@@ -301,7 +301,9 @@ enum weft_opcode {
 	WEFT_OP_CLOSE,    /* close(fd) */
 	WEFT_OP_POLL,     /* wait until fd is ready for flags (POLLIN, POLLOUT, ...);
 	                     result: the ready events */
-	WEFT_OP_SLEEP     /* complete with 0 after timeout_ns */
+	WEFT_OP_SLEEP,    /* complete with 0 after timeout_ns */
+	WEFT_OP_ACCEPT_MULTI /* accept4(fd, NULL, NULL, flags) for every connection
+	                        until cancelled: weft_op_submit only, see below */
 };
 
 typedef struct weft_op weft_op_t;
@@ -336,16 +338,34 @@ struct weft_op {
 /*
  * Start op; op->cb(op) runs later as a task on one of rt's workers (never
  * inside this call).  From any thread.  Returns 0, -EINVAL (rt, op or cb
- * NULL, unknown opcode), -ENOMEM, or -ESHUTDOWN from outside rt while it is
- * being destroyed.  op must not be touched until cb runs.
+ * NULL, unknown opcode, ACCEPT_MULTI with addr), -ENOMEM, or -ESHUTDOWN
+ * from outside rt while it is being destroyed.  op must not be touched
+ * until cb runs (for ACCEPT_MULTI: until its last cb, below).
  */
 WEFT_EXTERN int weft_op_submit(weft_runtime_t *rt, weft_op_t *op);
 
 /*
+ * WEFT_OP_ACCEPT_MULTI: one submission accepts connections until it is
+ * stopped, like libuv's uv_listen (io_uring's multishot accept where the
+ * kernel has it, 5.19+; a plain accept re-issued after each connection
+ * elsewhere, and on epoll).  op->cb runs once per accepted connection with
+ * op->result the new fd (>= 0; the callback owns it), then once more with a
+ * negative result, the last: -ECANCELED after weft_op_cancel or weft_close
+ * of fd (or runtime destroy), -ETIMEDOUT when timeout_ns (which bounds the
+ * whole submission) passed, or the error that stopped accepting (-EMFILE,
+ * say: submit again to go on).  Only after that last call may op be freed
+ * or reused.  The calls for one op never overlap: each returns before the
+ * next starts, in the order of the connections, possibly on different
+ * workers.  op->addr must be NULL (use getpeername).  Connections accepted
+ * before a cancel took effect are still delivered, never dropped; only
+ * when no memory is left to queue one is it closed.
+ */
+
+/*
  * Perform op and return its result (also stored in op->result).  In a
  * fiber the fiber is suspended; in a task the worker helps; off the workers
- * the system call blocks the thread.  -EINVAL for a NULL op or an unknown
- * opcode.
+ * the system call blocks the thread.  -EINVAL for a NULL op, an unknown
+ * opcode, or WEFT_OP_ACCEPT_MULTI (callbacks only).
  */
 WEFT_EXTERN ssize_t weft_op_run(weft_op_t *op);
 

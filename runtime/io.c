@@ -40,6 +40,15 @@
  *   I8  an op submitted from outside is QUEUED until a worker issues it;
  *       a cancel then only marks it (QUEUED_CANCEL), and the issue
  *       completes it at once with -ECANCELED.
+ *   I9  an ACCEPT_MULTI op stays PENDING while its backend hands each
+ *       accepted fd to weft__io_deliver, which queues it in op's multi
+ *       record; its completion only records the final result there.  Its
+ *       callbacks run only in its delivery task, of which at most one is
+ *       queued or running (multi.running, set and cleared under the
+ *       record's lock together with the queue): so they never overlap and
+ *       see the fds in order.  The task delivers the final result when the
+ *       queue is empty and the op has ended, and nothing touches op after
+ *       that callback; the op's count in outstanding is held until then.
  *
  * Waking.  Each worker has an eventfd that its backend watches.  A parked
  * worker (park.c) sleeps in weft__io_run; its waker writes the eventfd
@@ -64,6 +73,20 @@
 #include "worker.h"
 
 #define NO_HEAP UINT32_MAX
+
+/* The fds an ACCEPT_MULTI op accepted that its callback has not yet seen,
+ * oldest first, and its final result once it ended. */
+struct weft__multi {
+	pthread_mutex_t lock;
+	int *fds;      /* ring of cap (a power of two) entries */
+	uint32_t head, n, cap;
+	bool running;  /* the delivery task is queued or running */
+	bool ended;    /* op completed: final is its last result */
+	ssize_t final;
+};
+
+#define MULTI_CAP0 16u /* fds a multi record holds before it grows */
+
 /* The fd table covers fds below this (4M): two levels of 1024. */
 #define FD_MAX (1UL << 22)
 
@@ -351,6 +374,8 @@ static void fd_unlink(struct weft__worker *w, weft_op_t *op)
 /* ---- start, cancel, complete ---------------------------------------------- */
 
 static void handle_mail(struct weft__worker *w);
+static struct weft__multi *multi_new(void);
+static void multi_push(struct weft__worker *w, weft_op_t *op, int fd);
 
 /* I7: wait until no remote cancel refers to op.  A canceller that holds it
  * is either about to post its message (which handle_mail takes) or about to
@@ -393,6 +418,7 @@ int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fi
 	p->backend_state = 0;
 	p->rt = w->rt;
 	p->waiter = waiter;
+	p->multi = op->opcode == WEFT_OP_ACCEPT_MULTI ? multi_new() : NULL;
 	/* Publishes the fields above to a remote canceller (a full barrier). */
 	was = atom_fas_32(&p->state, WEFT__OP_PENDING);
 	io->npending++;
@@ -400,6 +426,10 @@ int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fi
 	io->issuing = op;
 	if (was == WEFT__OP_QUEUED_CANCEL || atom_load_32(&w->rt->closing)) {
 		weft__io_complete(w, op, -ECANCELED); /* I8, I5 */
+		goto out;
+	}
+	if (op->opcode == WEFT_OP_ACCEPT_MULTI && !p->multi) {
+		weft__io_complete(w, op, -ENOMEM); /* an ordinary callback op now */
 		goto out;
 	}
 	if (on_fd_list(op)) {
@@ -480,7 +510,10 @@ void weft__io_complete(struct weft__worker *w, weft_op_t *op, ssize_t res)
 	if (p->flags & WEFT__OPF_LINKED)
 		fd_unlink(w, op);
 	io->npending--;
-	op->result = res;
+	if (p->multi)
+		p->multi->final = res; /* op->result is its delivery task's (I9) */
+	else
+		op->result = res;
 	(void)atom_fas_32(&p->state, WEFT__OP_DONE); /* I7: a full barrier */
 	if (op == io->issuing)
 		return; /* weft__io_start's caller continues inline */
@@ -488,25 +521,144 @@ void weft__io_complete(struct weft__worker *w, weft_op_t *op, ssize_t res)
 	weft__io_continue(w, op);
 }
 
+/* Queue fn(op) as a task on w's deque.  Owner worker. */
+static void push_cont(struct weft__worker *w, weft_task_fn fn, weft_op_t *op)
+{
+	struct weft__task t = { fn, op, NULL };
+
+	w->io->nready++;
+	if (weft__deque_push(&w->dq, &t) == 0) {
+		WEFT_STAT_INC(w, resumes);
+		if (weft__io_notify_now(w->io))
+			weft__notify(w->rt, &w->rt->idle);
+	} else {
+		fn(op); /* no memory to queue it: run it here */
+	}
+}
+
 void weft__io_continue(struct weft__worker *w, weft_op_t *op)
 {
 	struct weft__op *p = weft__op_priv(op);
 
-	w->io->nready++;
-	if (p->fiber) {
+	if (p->multi) {
+		multi_push(w, op, -1); /* the end; the fds before it go first */
+	} else if (p->fiber) {
+		w->io->nready++;
 		weft__fiber_wake(p->fiber);
 	} else if (p->waiter) {
+		w->io->nready++;
 		atom_store_32(p->waiter, 1);
 	} else {
-		struct weft__task t = { weft__io_cb_task, op, NULL };
-		if (weft__deque_push(&w->dq, &t) == 0) {
-			WEFT_STAT_INC(w, resumes);
-			if (weft__io_notify_now(w->io))
-				weft__notify(w->rt, &w->rt->idle);
-		} else {
-			weft__io_cb_task(op); /* no memory to queue it: run it here */
-		}
+		push_cont(w, weft__io_cb_task, op);
 	}
+}
+
+/* ---- ACCEPT_MULTI: one op, many results (I9) ---------------------------------- */
+
+static struct weft__multi *multi_new(void)
+{
+	struct weft__multi *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->fds = malloc(MULTI_CAP0 * sizeof(*m->fds));
+	if (!m->fds) {
+		free(m);
+		return NULL;
+	}
+	m->cap = MULTI_CAP0;
+	pthread_mutex_init(&m->lock, NULL);
+	return m;
+}
+
+static void multi_free(struct weft__multi *m)
+{
+	pthread_mutex_destroy(&m->lock);
+	free(m->fds);
+	free(m);
+}
+
+/* Double the ring, oldest fd first.  Under m->lock.  0 or -ENOMEM. */
+static int multi_grow(struct weft__multi *m)
+{
+	int *fds = malloc(2 * (size_t)m->cap * sizeof(*fds));
+	uint32_t i;
+
+	if (!fds)
+		return -ENOMEM;
+	for (i = 0; i < m->n; i++)
+		fds[i] = m->fds[(m->head + i) & (m->cap - 1)];
+	free(m->fds);
+	m->fds = fds;
+	m->head = 0;
+	m->cap *= 2;
+	return 0;
+}
+
+/* The delivery task: the queued fds, one callback each, then (once the op
+ * ended and none is left) the final result.  Any worker. */
+static void multi_task(void *arg)
+{
+	weft_op_t *op = arg;
+	struct weft__op *p = weft__op_priv(op);
+	struct weft__multi *m = p->multi;
+	struct weft_runtime *rt = p->rt;
+
+	for (;;) {
+		pthread_mutex_lock(&m->lock);
+		if (m->n) {
+			int fd = m->fds[m->head];
+			m->head = (m->head + 1) & (m->cap - 1);
+			m->n--;
+			pthread_mutex_unlock(&m->lock);
+			op->result = fd;
+			op->cb(op);
+			continue;
+		}
+		if (!m->ended) {
+			m->running = false; /* the next fd queues a new task */
+			pthread_mutex_unlock(&m->lock);
+			return;
+		}
+		pthread_mutex_unlock(&m->lock);
+		break;
+	}
+	op->result = m->final;
+	p->multi = NULL;
+	multi_free(m);
+	atom_store_32(&p->state, WEFT__OP_IDLE);
+	op->cb(op);
+	weft__outstanding_put(rt, 1); /* the count weft_op_submit took */
+}
+
+/* Queue fd, or (fd < 0) mark the end; start the delivery task unless it
+ * runs.  Owner worker. */
+static void multi_push(struct weft__worker *w, weft_op_t *op, int fd)
+{
+	struct weft__multi *m = weft__op_priv(op)->multi;
+	bool start;
+
+	pthread_mutex_lock(&m->lock);
+	if (fd >= 0) {
+		if (m->n == m->cap && multi_grow(m) != 0) {
+			pthread_mutex_unlock(&m->lock);
+			close(fd); /* no memory to keep it: the peer sees it closed */
+			return;
+		}
+		m->fds[(m->head + m->n++) & (m->cap - 1)] = fd;
+	} else {
+		m->ended = true;
+	}
+	start = !m->running;
+	m->running = true;
+	pthread_mutex_unlock(&m->lock);
+	if (start)
+		push_cont(w, multi_task, op);
+}
+
+void weft__io_deliver(struct weft__worker *w, weft_op_t *op, int fd)
+{
+	multi_push(w, op, fd);
 }
 
 /* ---- mail from other threads ------------------------------------------------ */

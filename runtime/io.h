@@ -50,6 +50,7 @@ struct weft__op {
 	struct weft_runtime *rt;
 	uint32_t *waiter;            /* helping waiter's done flag (io.c) */
 	uint32_t hold;               /* remote cancels in flight (io.c, I7) */
+	struct weft__multi *multi;   /* ACCEPT_MULTI's delivery queue (io.c) */
 };
 
 _Static_assert(sizeof(struct weft__op) <= sizeof(((weft_op_t *)0)->private_),
@@ -177,6 +178,9 @@ void weft__io_wake(struct weft__worker *w);
 
 /* Called by a backend: op finished with res. */
 void weft__io_complete(struct weft__worker *w, weft_op_t *op, ssize_t res);
+/* Called by a backend: the pending ACCEPT_MULTI op accepted fd and goes on
+ * (io.c, I9).  Owner worker. */
+void weft__io_deliver(struct weft__worker *w, weft_op_t *op, int fd);
 
 /* fd bookkeeping for backends: the slot of fd (NULL if none allocated). */
 struct weft__fdslot *weft__io_fdslot(struct weft__worker *w, int fd);

@@ -22,9 +22,17 @@
 #include "io.h"
 #include "worker.h"
 
+/* The opcodes weft_op_run performs; weft_op_submit also takes ACCEPT_MULTI. */
 static bool valid_opcode(int opcode)
 {
 	return opcode >= WEFT_OP_READ && opcode <= WEFT_OP_SLEEP;
+}
+
+static bool valid_submit(const weft_op_t *op)
+{
+	if (op->opcode == WEFT_OP_ACCEPT_MULTI)
+		return op->addr == NULL;
+	return valid_opcode(op->opcode);
 }
 
 /* ---- off the workers --------------------------------------------------------- */
@@ -200,7 +208,7 @@ int weft_op_submit(weft_runtime_t *rt, weft_op_t *op)
 	struct weft__worker *w = weft__self_fresh();
 	int saved, rc;
 
-	if (!rt || !op || !op->cb || !valid_opcode(op->opcode))
+	if (!rt || !op || !op->cb || !valid_submit(op))
 		return -EINVAL;
 	if (w && w->rt == rt && w->io) {
 		saved = errno_get();

@@ -113,6 +113,9 @@
  *     not ready during an event, the others of that kind on the fd are not
  *     tried in the same pass: N fibers accepting on one socket cost one
  *     accept per connection plus one, not N per wake-up.
+ *   - ACCEPT_MULTI stays waiting after each connection it accepts (handed
+ *     to weft__io_deliver): a pass accepts until EAGAIN, at most
+ *     MULTI_BATCH, and only an error or a cancel completes the op.
  *   - A fd epoll cannot watch (EPERM: regular files, directories) that still
  *     says EAGAIN completes with -EPERM, the error arming gave; no fd of the
  *     usual kinds gets there.
@@ -184,6 +187,8 @@ _Static_assert(((EV_POLLABLE | EV_ALWAYS) & ~SLOT_ARMED) == 0, "interest does no
 
 /* "Not ready: wait".  Never a result (weft.h), so free for this use. */
 #define NOT_READY (-EAGAIN)
+/* Connections an ACCEPT_MULTI op takes per pass before it waits again. */
+#define MULTI_BATCH 64
 
 struct ep_state {
 	int epfd;
@@ -443,6 +448,7 @@ static ssize_t attempt(weft_op_t *op, struct weft__fdslot *s, uint32_t revents)
 	case WEFT_OP_SEND:
 		return try_send(op, p);
 	case WEFT_OP_ACCEPT:
+	case WEFT_OP_ACCEPT_MULTI:
 		return try_accept(op, p, revents);
 	case WEFT_OP_CONNECT:
 		return try_connect(op, p, revents);
@@ -451,6 +457,24 @@ static ssize_t attempt(weft_op_t *op, struct weft__fdslot *s, uint32_t revents)
 	default:
 		return -EINVAL;
 	}
+}
+
+/* Try op; an ACCEPT_MULTI op hands each connection over and tries again,
+ * so its result is what ended the pass: NOT_READY (also after MULTI_BATCH
+ * connections: the re-armed fd reports the rest at once) or an error.
+ * Owner worker. */
+static ssize_t attempt_all(struct weft__worker *w, weft_op_t *op, struct weft__fdslot *s, uint32_t revents)
+{
+	ssize_t res = attempt(op, s, revents);
+	unsigned n = 0;
+
+	while (op->opcode == WEFT_OP_ACCEPT_MULTI && res >= 0) {
+		weft__io_deliver(w, op, (int)res);
+		if (++n == MULTI_BATCH)
+			return NOT_READY;
+		res = attempt(op, s, revents);
+	}
+	return res;
 }
 
 /* ---- the backend ---------------------------------------------------------------- */
@@ -525,6 +549,7 @@ static int ep_issue(struct weft__worker *w, weft_op_t *op)
 	case WEFT_OP_RECV:
 	case WEFT_OP_SEND:
 	case WEFT_OP_ACCEPT:
+	case WEFT_OP_ACCEPT_MULTI:
 	case WEFT_OP_CONNECT:
 	case WEFT_OP_POLL:
 		break;
@@ -532,7 +557,7 @@ static int ep_issue(struct weft__worker *w, weft_op_t *op)
 		return -EINVAL;
 	}
 	s = op->fd >= 0 ? weft__io_fdslot(w, op->fd) : NULL;
-	res = attempt(op, s, 0);
+	res = attempt_all(w, op, s, 0);
 	if (res == NOT_READY) {
 		if (!s) {
 			res = -EBADF; /* not on a list: cannot happen for a valid fd */
@@ -589,14 +614,14 @@ static int on_event(struct weft__worker *w, int fd, uint32_t revents)
 		if (!(p->backend_state & OP_WAITING) || !(p->events & revents))
 			continue;
 		if (op->opcode != WEFT_OP_POLL && op->opcode != WEFT_OP_CONNECT &&
-		    (op->len > 0 || op->opcode == WEFT_OP_ACCEPT)) {
+		    (op->len > 0 || op->opcode == WEFT_OP_ACCEPT || op->opcode == WEFT_OP_ACCEPT_MULTI)) {
 			for (unsigned i = 0; i < nbusy; i++)
 				same |= busy[i].opcode == op->opcode && busy[i].flags == op->flags &&
 				        busy[i].method == method;
 			if (same)
 				continue;
 		}
-		res = attempt(op, s, revents);
+		res = attempt_all(w, op, s, revents);
 		if (res == NOT_READY) {
 			if (nbusy < 2)
 				busy[nbusy].opcode = op->opcode, busy[nbusy].flags = op->flags,

@@ -69,6 +69,13 @@
  *     the cancel finds nothing (-ENOENT) while the op is still in the
  *     kernel (between two states, in task work) it is retried, at most
  *     CANCEL_RETRIES times.
+ *   - ACCEPT_MULTI is one multishot ACCEPT: every CQE that carries a new
+ *     fd goes to weft__io_deliver, and while IORING_CQE_F_MORE says the
+ *     request lives on the op stays in PH_OP (U1 holds: still one request).
+ *     A request the kernel ended after a success is issued again (unless
+ *     cancelled, U3); one that ended with an error finishes the op.  A
+ *     kernel without multishot accept (before 5.19) answers -EINVAL: the op
+ *     then re-issues a plain ACCEPT after each connection (ST_SINGLE).
  *   - No SQE free even after submitting (CQ backlog on old kernels): the
  *     request waits on a todo list that poll() drains first.
  */
@@ -122,6 +129,7 @@ enum phase {
 #define ST_PHASE 0x7u
 #define ST_CANCEL 0x8u  /* cancel requested (U3) */
 #define ST_INPROG 0x10u /* CONNECT gave -EINPROGRESS: report SO_ERROR */
+#define ST_SINGLE 0x20u /* ACCEPT_MULTI on a kernel without multishot accept */
 #define ST_NCANCEL_SHIFT 8
 #define ST_NCANCEL_ONE (1u << ST_NCANCEL_SHIFT)
 #define ST_NCANCEL_MASK (0xffu << ST_NCANCEL_SHIFT)
@@ -215,6 +223,12 @@ static bool prep_op(struct uring *be, weft_op_t *op)
 	case WEFT_OP_ACCEPT:
 		io_uring_prep_accept(sqe, op->fd, op->addr, op->addr ? &op->addrlen : NULL, op->flags);
 		break;
+	case WEFT_OP_ACCEPT_MULTI:
+		if (weft__op_priv(op)->backend_state & ST_SINGLE)
+			io_uring_prep_accept(sqe, op->fd, NULL, NULL, op->flags);
+		else
+			io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, op->flags);
+		break;
 	case WEFT_OP_CONNECT:
 		io_uring_prep_connect(sqe, op->fd, op->addr, op->addrlen);
 		break;
@@ -237,6 +251,7 @@ static unsigned ready_events(const weft_op_t *op)
 	case WEFT_OP_READ:
 	case WEFT_OP_RECV:
 	case WEFT_OP_ACCEPT:
+	case WEFT_OP_ACCEPT_MULTI:
 		return POLLIN;
 	default:
 		return POLLOUT;
@@ -371,8 +386,34 @@ static void mark_poll_first(struct weft__worker *w, int fd)
 		s->backend |= FD_POLL_FIRST;
 }
 
+/* A CQE of an ACCEPT_MULTI op: hand a connection over, and re-issue the
+ * accept when the kernel's multishot request ended (or was a single one).
+ * Returns false when the CQE ends nothing and op_cqe goes on with it.
+ * Owner worker only. */
+static bool multi_cqe(struct weft__worker *w, struct uring *be, weft_op_t *op, int32_t res, uint32_t flags)
+{
+	struct weft__op *p = weft__op_priv(op);
+	int rc;
+
+	if (res >= 0)
+		weft__io_deliver(w, op, res);
+	else if (res == -EINVAL && !(p->backend_state & ST_SINGLE))
+		p->backend_state |= ST_SINGLE; /* no multishot here: one at a time */
+	else if (flags & IORING_CQE_F_MORE)
+		return true; /* a failure the request survived */
+	else
+		return false;
+	if (flags & IORING_CQE_F_MORE)
+		return true;
+	if (p->backend_state & ST_CANCEL) /* U3 */
+		finish(w, be, op, -ECANCELED);
+	else if ((rc = start(be, op, false)))
+		finish(w, be, op, rc);
+	return true;
+}
+
 /* The op's own CQE.  Owner worker only. */
-static void op_cqe(struct weft__worker *w, struct uring *be, weft_op_t *op, int32_t res)
+static void op_cqe(struct weft__worker *w, struct uring *be, weft_op_t *op, int32_t res, uint32_t flags)
 {
 	struct weft__op *p = weft__op_priv(op);
 	/* A connect interrupted or started in the background goes on in the
@@ -380,6 +421,9 @@ static void op_cqe(struct weft__worker *w, struct uring *be, weft_op_t *op, int3
 	bool inprog = (res == -EINPROGRESS || res == -EINTR) && op->opcode == WEFT_OP_CONNECT;
 	int rc;
 
+	if (op->opcode == WEFT_OP_ACCEPT_MULTI && res != -EAGAIN && res != -EINTR &&
+	    multi_cqe(w, be, op, res, flags))
+		return;
 	if (res != -EAGAIN && res != -EINTR && !inprog) {
 		finish(w, be, op, res);
 		return;
@@ -455,6 +499,7 @@ static void reap(struct weft__worker *w, struct uring *be)
 	struct {
 		uint64_t ud;
 		int32_t res;
+		uint32_t flags;
 	} c[REAP_BATCH];
 	unsigned n, i;
 
@@ -462,6 +507,7 @@ static void reap(struct weft__worker *w, struct uring *be)
 		for (i = 0; i < n; i++) {
 			c[i].ud = cqes[i]->user_data;
 			c[i].res = cqes[i]->res;
+			c[i].flags = cqes[i]->flags;
 		}
 		io_uring_cq_advance(&be->ring, n);
 		for (i = 0; i < n; i++) {
@@ -475,7 +521,7 @@ static void reap(struct weft__worker *w, struct uring *be)
 				if (c[i].res == -EBADF || c[i].res == -EINVAL)
 					be->wake_dead = true;
 			} else if (tag == UD_OP) {
-				op_cqe(w, be, op, c[i].res);
+				op_cqe(w, be, op, c[i].res, c[i].flags);
 			} else if (tag == UD_READY) {
 				ready_cqe(w, be, op, c[i].res);
 			}
@@ -571,6 +617,7 @@ static int uring_issue(struct weft__worker *w, weft_op_t *op)
 	case WEFT_OP_READ:
 	case WEFT_OP_RECV:
 	case WEFT_OP_ACCEPT:
+	case WEFT_OP_ACCEPT_MULTI:
 		s = weft__io_fdslot(w, op->fd);
 		ready_first = s && (s->backend & FD_POLL_FIRST);
 		break;

@@ -9,7 +9,8 @@ WEFT_IO_TESTS = \
 	tests/test_timer \
 	tests/test_io \
 	tests/test_io_cancel \
-	tests/test_io_errors
+	tests/test_io_errors \
+	tests/test_io_accept
 check_PROGRAMS += $(WEFT_IO_TESTS)
 TESTS += $(WEFT_IO_TESTS)
 
@@ -36,4 +37,8 @@ tests_test_io_cancel_LDADD = $(WEFT_IO_TEST_LDADD)
 tests_test_io_errors_SOURCES = tests/test_io_errors.c $(WEFT_IO_TEST_COMMON)
 tests_test_io_errors_CPPFLAGS = $(WEFT_IO_TEST_CPPFLAGS)
 tests_test_io_errors_LDADD = $(WEFT_IO_TEST_LDADD)
+
+tests_test_io_accept_SOURCES = tests/test_io_accept.c $(WEFT_IO_TEST_COMMON)
+tests_test_io_accept_CPPFLAGS = $(WEFT_IO_TEST_CPPFLAGS)
+tests_test_io_accept_LDADD = $(WEFT_IO_TEST_LDADD)
 endif

@@ -180,8 +180,23 @@ struct emf {
 	ssize_t after_echo;
 	int sleep_rc;
 	struct t_latch *latch;
-	int cb_fd;
+	weft_op_t multi; /* an ACCEPT_MULTI submitted at the limit */
+	ssize_t multi_rc;
+	int multi_calls;
+	struct t_latch multi_end;
 };
+
+/* Its callbacks never overlap (weft.h), so plain fields do. */
+static void emf_multi_cb(weft_op_t *op)
+{
+	struct emf *e = op->data;
+	e->multi_calls++;
+	e->multi_rc = op->result;
+	if (op->result >= 0)
+		close((int)op->result);
+	else
+		t_latch_done(&e->multi_end);
+}
 
 static void emf_low(void *p)
 {
@@ -253,6 +268,17 @@ IO_TEST(errors, emfile_then_recovers)
 	if (go_rc == 0)
 		t_latch_wait(&l);
 	t_latch_fini(&l);
+	/* A multishot accept ends with the error, leaving the connection. */
+	e.multi.opcode = WEFT_OP_ACCEPT_MULTI;
+	e.multi.fd = e.lfd;
+	e.multi.flags = SOCK_CLOEXEC;
+	e.multi.cb = emf_multi_cb;
+	e.multi.data = &e;
+	t_latch_init(&e.multi_end, 1);
+	int multi_submit = weft_op_submit(rt, &e.multi);
+	if (multi_submit == 0)
+		t_latch_wait(&e.multi_end);
+	t_latch_fini(&e.multi_end);
 
 	/* Restore before any assertion. */
 	for (int i = 0; i < nfill; i++)
@@ -263,6 +289,9 @@ IO_TEST(errors, emfile_then_recovers)
 	cr_assert_eq(go_rc, 0, "weft_go with no fds left = %d (fibers need no fd)", go_rc);
 	cr_assert_eq(e.accept_rc, -EMFILE, "weft_accept at RLIMIT_NOFILE = %d", e.accept_rc);
 	cr_assert_eq(e.socket_errno, EMFILE);
+	cr_assert_eq(multi_submit, 0, "weft_op_submit(ACCEPT_MULTI) at the limit = %d", multi_submit);
+	cr_assert_eq(e.multi_rc, -EMFILE, "ACCEPT_MULTI at RLIMIT_NOFILE ended with %zd", e.multi_rc);
+	cr_assert_eq(e.multi_calls, 1, "ACCEPT_MULTI callbacks at the limit: %d", e.multi_calls);
 
 	/* The runtime keeps working. */
 	t_latch_init(&l, 1);
