@@ -108,12 +108,15 @@ struct httpd {
 
 	pthread_mutex_t lock; /* guards live and conns */
 	pthread_cond_t cv;    /* live reached 0 */
-	unsigned live;        /* fibers: the accept loop + connections */
+	unsigned live;        /* the acceptor + connection fibers */
 	struct conn *conns;   /* doubly linked */
 	atomic_bool stopping; /* set (under lock) by httpd_stop */
 
 	_Atomic uint64_t st_accepted, st_active, st_requests, st_bad, st_large,
 		st_timeouts, st_io_errors, st_backoffs;
+
+	weft_op_t accept_op;  /* ACCEPT_MULTI on lfd: the acceptor */
+	weft_op_t backoff_op; /* SLEEP before accepting again (EMFILE, ...) */
 };
 
 struct conn {
@@ -964,7 +967,7 @@ static void conn_main(void *arg)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The accept loop                                                            */
+/* Accepting                                                                  */
 
 /* Start a connection's fiber for fd; closes fd on failure. */
 static void conn_start(struct httpd *h, int fd)
@@ -999,7 +1002,7 @@ static void conn_start(struct httpd *h, int fd)
 		return;
 	pthread_mutex_lock(&h->lock);
 	conn_unlink(h, c);
-	h->live--; /* the accept loop still counts: never 0 here */
+	h->live--; /* the acceptor still counts: never 0 here */
 	atomic_fetch_sub_explicit(&h->st_active, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&h->lock);
 fail:
@@ -1008,31 +1011,68 @@ fail:
 	free(c);
 }
 
-static void accept_main(void *arg)
+/* The acceptor has stopped for good: it no longer counts in live. */
+static void accept_end(struct httpd *h)
 {
-	struct httpd *h = arg;
-
-	for (;;) {
-		int fd = weft_accept(h->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			conn_start(h, fd);
-			continue;
-		}
-		if (fd == -ECANCELED || fd == -EBADF || fd == -ENOTSOCK || stopping(h))
-			break; /* runtime destroyed, or httpd_stop's shutdown (-EINVAL) */
-		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM || fd == -EINVAL) {
-			/* Out of descriptors or memory: the connections we have
-			 * keep being served; try again shortly. */
-			atomic_fetch_add_explicit(&h->st_backoffs, 1, memory_order_relaxed);
-			if (weft_sleep(ACCEPT_BACKOFF_NS) == -ECANCELED)
-				break; /* (httpd_stop waits at most this long for it) */
-		}
-		/* ECONNABORTED, EPROTO, EPERM (firewall), ...: the next one. */
-	}
 	pthread_mutex_lock(&h->lock);
 	if (--h->live == 0)
 		pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->lock);
+	/* h may be gone from here on (httpd_stop). */
+}
+
+static void accept_cb(weft_op_t *op);
+
+static int accept_submit(struct httpd *h)
+{
+	memset(&h->accept_op, 0, sizeof h->accept_op);
+	h->accept_op.opcode = WEFT_OP_ACCEPT_MULTI;
+	h->accept_op.fd = h->lfd;
+	h->accept_op.flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+	h->accept_op.cb = accept_cb;
+	h->accept_op.data = h;
+	return weft_op_submit(h->rt, &h->accept_op);
+}
+
+static void backoff_cb(weft_op_t *op)
+{
+	struct httpd *h = op->data;
+
+	if (op->result == 0 && !stopping(h) && accept_submit(h) == 0)
+		return;
+	accept_end(h);
+}
+
+/* One callback per accepted connection, then one with what stopped the
+ * accept (weft.h): the runtime's end (-ECANCELED), httpd_stop's shutdown
+ * (-EINVAL), or an error, after which it is submitted again. */
+static void accept_cb(weft_op_t *op)
+{
+	struct httpd *h = op->data;
+	int rc = (int)op->result;
+
+	if (rc >= 0) {
+		conn_start(h, rc);
+		return;
+	}
+	if (rc != -ECANCELED && rc != -EBADF && rc != -ENOTSOCK && !stopping(h)) {
+		if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM || rc == -EINVAL) {
+			/* Out of descriptors or memory: the connections we have
+			 * keep being served; accept again shortly (httpd_stop
+			 * waits at most this long for it). */
+			atomic_fetch_add_explicit(&h->st_backoffs, 1, memory_order_relaxed);
+			memset(&h->backoff_op, 0, sizeof h->backoff_op);
+			h->backoff_op.opcode = WEFT_OP_SLEEP;
+			h->backoff_op.timeout_ns = ACCEPT_BACKOFF_NS;
+			h->backoff_op.cb = backoff_cb;
+			h->backoff_op.data = h;
+			if (weft_op_submit(h->rt, &h->backoff_op) == 0)
+				return;
+		} else if (accept_submit(h) == 0) {
+			return; /* ECONNABORTED, EPROTO, EPERM (firewall), ... */
+		}
+	}
+	accept_end(h);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1179,7 +1219,7 @@ int httpd_start(weft_runtime_t *rt, const struct httpd_config *cfg_in, struct ht
 	h->port = rc;
 
 	h->live = 1;
-	rc = weft_go(rt, accept_main, h);
+	rc = accept_submit(h);
 	if (rc < 0)
 		goto fail;
 	*out = h;

@@ -5,10 +5,10 @@
  * suite (tests/test_http.c), which starts it in-process on an ephemeral
  * port.  Requests are parsed with llhttp (see httpd.c for why).
  *
- * Model.  One fiber accepts (weft_accept); each connection gets a fiber of
- * its own (weft_go) that reads with a timeout, parses every complete
- * request in what it has read, answers them in order (pipelining) and sends
- * the answers batched.  Connections are kept alive unless the client asks
+ * Model.  One multishot accept (WEFT_OP_ACCEPT_MULTI) hands each new
+ * connection to a callback, which gives it a fiber of its own (weft_go)
+ * that reads with a timeout, parses every complete request in what it has
+ * read, answers them in order (pipelining) and sends the answers batched.  Connections are kept alive unless the client asks
  * otherwise.  CPU work (/work, /fanout) runs on the worker that runs the
  * fiber; /fanout spreads its tasks with weft_spawn.
  *
