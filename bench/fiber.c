@@ -47,8 +47,9 @@
 #include "bench_io.h"
 
 /* The raw switch is internal (libweft_core) and would confuse the
- * sanitizers' stack tracking: only in plain builds. */
-#if defined(BENCH_HAVE_CTX_SWITCH) && (defined(WEFT_TSAN) || defined(WEFT_ASAN))
+ * sanitizers' stack tracking: only in plain builds, and only the assembly
+ * one (with --with-fiber-switch=ucontext, swapcontext above is it). */
+#if defined(BENCH_HAVE_CTX_SWITCH) && (defined(WEFT_TSAN) || defined(WEFT_ASAN) || defined(WEFT_FIBER_UCONTEXT))
 #undef BENCH_HAVE_CTX_SWITCH
 #endif
 #ifdef BENCH_HAVE_CTX_SWITCH
@@ -429,7 +430,7 @@ int main(int argc, char **argv)
 	}
 #else
 	if ((what & W_RAW) && what != W_RAW)
-		fprintf(stderr, "fiber: ctx_switch not built (no runtime/fiber.h switch); skipped\n");
+		fprintf(stderr, "fiber: ctx_switch not built (sanitizer or ucontext build); skipped\n");
 #endif
 
 	/* The fiber benchmarks: (what, batch) cases. */

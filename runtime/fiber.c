@@ -235,7 +235,13 @@ static struct weft__fiber *fiber_new(struct weft__worker *w, struct weft_runtime
 	f->stack_limit = lo + reserve;
 
 	top = ((uintptr_t)f - 64) & ~(uintptr_t)15;
-#if defined(__x86_64__)
+#if defined(WEFT_FIBER_UCONTEXT)
+	f->sp = weft__ctx_make(lo, top, f);
+	if (!f->sp) {
+		stack_put(w, m, size);
+		return NULL;
+	}
+#elif defined(__x86_64__)
 	{
 		/* Popped by weft__ctx_switch: control words, r15, r14, r13,
 		 * r12 (the fiber), rbx, rbp, then `ret` to the trampoline with
@@ -256,6 +262,8 @@ static struct weft__fiber *fiber_new(struct weft__worker *w, struct weft_runtime
 		frame[11] = (uint64_t)(uintptr_t)weft__fiber_trampoline;
 		f->sp = frame;
 	}
+#else
+#error "weft fibers: no assembly switch for this architecture: configure --with-fiber-switch=ucontext"
 #endif
 #ifdef WEFT_TSAN
 	f->san = __tsan_create_fiber(0);

@@ -33,8 +33,14 @@ struct weft__fiber {
 
 /* Switch stacks: save the callee-saved registers and the stack pointer in
  * *save, load them from `to` (a pointer saved by an earlier switch, or a
- * new fiber's initial frame).  Assembly (fiber_switch.S). */
+ * new fiber's initial frame).  Assembly (fiber_switch.S), or ucontext
+ * (fiber_ucontext.c, configure --with-fiber-switch=ucontext). */
 void weft__ctx_switch(void **save, void *to);
+#ifdef WEFT_FIBER_UCONTEXT
+/* A new fiber's first context, for weft__ctx_switch's `to`: it runs
+ * weft__fiber_main(f) on the stack [lo, top).  NULL if getcontext fails. */
+void *weft__ctx_make(uintptr_t lo, uintptr_t top, struct weft__fiber *f);
+#endif
 
 /* Run f on the calling worker until it suspends or returns.  Owner worker;
  * f is not running anywhere. */
