@@ -358,7 +358,9 @@ WEFT_EXTERN int weft_op_submit(weft_runtime_t *rt, weft_op_t *op);
  * next starts, in the order of the connections, possibly on different
  * workers.  op->addr must be NULL (use getpeername).  Connections accepted
  * before a cancel took effect are still delivered, never dropped; only
- * when no memory is left to queue one is it closed.
+ * when no memory is left to queue one is it closed.  On io_uring the
+ * kernel checks new fds against RLIMIT_NOFILE as it was when the accept
+ * started: a limit lowered later applies from the next submission.
  */
 
 /*

@@ -29,6 +29,8 @@ void weft__ctx_switch(void **save, void *to)
 {
 	ucontext_t self;
 
+	/* Outlives this call as long as it matters: until resumed (above). */
+	/* cppcheck-suppress autoVariables */
 	*save = &self;
 	/* Fails only for a bad context; ours are made by getcontext and
 	 * makecontext, or saved here. */

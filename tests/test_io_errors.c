@@ -239,27 +239,13 @@ IO_TEST(errors, emfile_then_recovers)
 	cr_assert_eq(connect(cli, (struct sockaddr *)&e.addr, sizeof e.addr), 0);
 	cr_assert_eq(send(cli, "hey", 3, 0), 3);
 
-	struct rlimit old, low;
-	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-	/* Lower the limit to just above the highest fd in use, then fill
-	 * every free slot below it. */
-	int maxfd = 0;
-	for (int fd = 0; fd < 65536 && fd < (int)old.rlim_cur; fd++)
-		if (fcntl(fd, F_GETFD) != -1)
-			maxfd = fd;
-	low = old;
-	low.rlim_cur = (rlim_t)maxfd + 1;
-	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0, "setrlimit: %s", strerror(errno));
-	int fillers[65536 / 16];
-	int nfill = 0;
-	for (;;) {
-		int d = dup(0);
-		if (d < 0)
-			break;
-		if (nfill < (int)(sizeof fillers / sizeof fillers[0]))
-			fillers[nfill++] = d;
-	}
-	int dup_errno = errno;
+	struct rlimit old;
+	static struct t_fd_fill fill;
+	/* The limit just above the highest fd in use, every slot below it
+	 * taken. */
+	int lim_rc = t_fd_limit_low(&old, 0);
+	cr_assert_eq(lim_rc, 0, "setrlimit: %s", strerror(lim_rc));
+	t_fd_fill(&fill, 0);
 
 	struct t_latch l;
 	t_latch_init(&l, 1);
@@ -281,11 +267,10 @@ IO_TEST(errors, emfile_then_recovers)
 	t_latch_fini(&e.multi_end);
 
 	/* Restore before any assertion. */
-	for (int i = 0; i < nfill; i++)
-		close(fillers[i]);
+	t_fd_unfill(&fill);
 	int restore = setrlimit(RLIMIT_NOFILE, &old);
 	cr_assert_eq(restore, 0);
-	cr_assert_eq(dup_errno, EMFILE);
+	cr_assert_eq(fill.err, EMFILE);
 	cr_assert_eq(go_rc, 0, "weft_go with no fds left = %d (fibers need no fd)", go_rc);
 	cr_assert_eq(e.accept_rc, -EMFILE, "weft_accept at RLIMIT_NOFILE = %d", e.accept_rc);
 	cr_assert_eq(e.socket_errno, EMFILE);

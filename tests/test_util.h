@@ -33,6 +33,7 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -42,7 +43,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -310,5 +313,60 @@ struct t_padded {
 	uint64_t v;
 	char pad[64 - sizeof(uint64_t)];
 };
+
+/* ------------------------------------------------------------------ */
+/* Running out of descriptors (EMFILE tests)                            */
+
+/* Lower RLIMIT_NOFILE's soft limit to `extra` above the highest fd in use
+ * (*saved gets the old limits).  Returns 0 or an errno. */
+static inline int t_fd_limit_low(struct rlimit *saved, int extra)
+{
+	struct rlimit low;
+	int maxfd = 0;
+
+	if (getrlimit(RLIMIT_NOFILE, saved) != 0)
+		return errno;
+	for (int fd = 0; fd < 65536 && fd < (int)saved->rlim_cur; fd++)
+		if (fcntl(fd, F_GETFD) != -1)
+			maxfd = fd;
+	low = *saved;
+	low.rlim_cur = (rlim_t)maxfd + 1 + (rlim_t)extra;
+	return setrlimit(RLIMIT_NOFILE, &low) == 0 ? 0 : errno;
+}
+
+/* Descriptors taken by t_fd_fill. */
+struct t_fd_fill {
+	int fds[4096];
+	int n;
+	int err; /* why the last dup failed: EMFILE when the table is full */
+};
+
+/* dup() into every free descriptor below the soft limit (at most 4096 of
+ * them: lower the limit first), then give `leave` of them back. */
+static inline void t_fd_fill(struct t_fd_fill *f, int leave)
+{
+	f->n = 0;
+	for (;;) {
+		int d = dup(0);
+		if (d < 0) {
+			f->err = errno;
+			break;
+		}
+		if (f->n == (int)(sizeof f->fds / sizeof f->fds[0])) {
+			close(d);
+			f->err = ENOSPC;
+			break;
+		}
+		f->fds[f->n++] = d;
+	}
+	while (leave-- > 0 && f->n > 0)
+		close(f->fds[--f->n]);
+}
+
+static inline void t_fd_unfill(struct t_fd_fill *f)
+{
+	while (f->n > 0)
+		close(f->fds[--f->n]);
+}
 
 #endif /* WEFT_TEST_UTIL_H */
