@@ -498,6 +498,62 @@ IO_TEST(io, file_chunks_in_task) { file_case(backend, 1); }
 IO_TEST(io, file_chunks_off_workers) { file_case(backend, 2); }
 
 /* ------------------------------------------------------------------ */
+/* A recv that waited is followed by recvs whose data is already there   */
+/* (epoll arms such recvs before trying them: they must still complete). */
+
+struct rwait {
+	int sv[2];
+	ssize_t first;
+	ssize_t got[6];
+};
+
+static void rwait_fiber(void *p)
+{
+	struct rwait *r = p;
+	char buf[64];
+	weft_op_t op;
+
+	/* Nothing to read: the first try says EAGAIN and the recv waits. */
+	memset(&op, 0, sizeof op);
+	op.opcode = WEFT_OP_RECV;
+	op.fd = r->sv[0];
+	op.buf = buf;
+	op.len = sizeof buf;
+	op.timeout_ns = 2000000;
+	r->first = weft_op_run(&op);
+	/* Now the data is there before each recv starts. */
+	for (int i = 0; i < 6; i++) {
+		T_CHECK_EQ(send(r->sv[1], "m", 1, 0), 1);
+		memset(&op, 0, sizeof op);
+		op.opcode = WEFT_OP_RECV;
+		op.fd = r->sv[0];
+		op.buf = buf;
+		op.len = sizeof buf;
+		op.timeout_ns = 5000000000ull; /* a lost readiness fails, not hangs */
+		r->got[i] = weft_op_run(&op);
+	}
+}
+
+IO_TEST(io, recv_data_already_there_after_a_wait)
+{
+	weft_runtime_t *rt = io_rt(backend, 1);
+	struct rwait r;
+	struct io_wg wg;
+
+	memset(&r, 0, sizeof r);
+	io_socketpair(r.sv);
+	io_wg_init(&wg);
+	IO_GO_WG(rt, &wg, rwait_fiber, &r);
+	io_finish(rt, &wg);
+	T_ASSERT_CLEAN();
+	cr_assert_eq(r.first, -ETIMEDOUT, "recv on an empty socket = %zd", r.first);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(r.got[i], 1, "recv %d with its byte already there = %zd", i, r.got[i]);
+	close(r.sv[0]);
+	close(r.sv[1]);
+}
+
+/* ------------------------------------------------------------------ */
 /* Readiness: WEFT_OP_POLL                                              */
 
 struct pollc {
