@@ -69,15 +69,6 @@
  *     the cancel finds nothing (-ENOENT) while the op is still in the
  *     kernel (between two states, in task work) it is retried, at most
  *     CANCEL_RETRIES times.
- *   - A RECV issued right after a SEND or WRITE on its fd (the fd slot's
- *     SENT bit) carries IORING_RECVSEND_POLL_FIRST (5.19): in a request-
- *     response exchange the answer to what was just sent is not there yet,
- *     and the kernel's first recv attempt would only fail before it arms
- *     its poll (one tcp_recvmsg per GET / fewer).  When the data is there
- *     after all, arming finds it ready and the recv goes on at once.  Not
- *     with MSG_DONTWAIT, nor after a readiness poll; a kernel that refuses
- *     the flag (-EINVAL) gets the RECV again without it, and the ring stops
- *     using it.
  *   - ACCEPT_MULTI is one multishot ACCEPT: every CQE that carries a new
  *     fd goes to weft__io_deliver, and while IORING_CQE_F_MORE says the
  *     request lives on the op stays in PH_OP (U1 holds: still one request).
@@ -139,7 +130,6 @@ enum phase {
 #define ST_CANCEL 0x8u  /* cancel requested (U3) */
 #define ST_INPROG 0x10u /* CONNECT gave -EINPROGRESS: report SO_ERROR */
 #define ST_SINGLE 0x20u /* ACCEPT_MULTI on a kernel without multishot accept */
-#define ST_PFIRST 0x40u /* RECV issued with IORING_RECVSEND_POLL_FIRST */
 #define ST_NCANCEL_SHIFT 8
 #define ST_NCANCEL_ONE (1u << ST_NCANCEL_SHIFT)
 #define ST_NCANCEL_MASK (0xffu << ST_NCANCEL_SHIFT)
@@ -149,8 +139,6 @@ enum phase {
 
 /* fdslot.backend: input ops on this fd gave EAGAIN; poll first. */
 #define FD_POLL_FIRST 1u
-/* fdslot.backend: the last op issued on this fd was a SEND or WRITE. */
-#define FD_SENT 2u
 
 enum todo_kind { TD_ISSUE, TD_CANCEL };
 
@@ -168,7 +156,6 @@ struct uring {
 	int wake_fd;
 	bool wake_armed;   /* the wake poll is in the SQ or the kernel */
 	bool wake_dead;    /* wake_fd refused polling: stop arming it */
-	bool no_pfirst;    /* the kernel refused IORING_RECVSEND_POLL_FIRST */
 	bool defer;        /* IORING_SETUP_DEFER_TASKRUN */
 	bool taskrun_flag; /* the kernel raises IORING_SQ_TASKRUN */
 };
@@ -229,8 +216,6 @@ static bool prep_op(struct uring *be, weft_op_t *op)
 		break;
 	case WEFT_OP_RECV:
 		io_uring_prep_recv(sqe, op->fd, op->buf, rw_len(op->len), op->flags);
-		if (weft__op_priv(op)->backend_state & ST_PFIRST)
-			sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 		break;
 	case WEFT_OP_SEND:
 		io_uring_prep_send(sqe, op->fd, op->buf, rw_len(op->len), op->flags | MSG_NOSIGNAL);
@@ -436,17 +421,6 @@ static void op_cqe(struct weft__worker *w, struct uring *be, weft_op_t *op, int3
 	bool inprog = (res == -EINPROGRESS || res == -EINTR) && op->opcode == WEFT_OP_CONNECT;
 	int rc;
 
-	if (p->backend_state & ST_PFIRST) {
-		p->backend_state &= ~ST_PFIRST; /* once, on the first request */
-		if (res == -EINVAL && !(p->backend_state & ST_CANCEL)) {
-			/* A kernel before 5.19: no flags on RECV.  Again
-			 * without, and never again on this ring. */
-			be->no_pfirst = true;
-			if ((rc = start(be, op, false)))
-				finish(w, be, op, rc);
-			return;
-		}
-	}
 	if (op->opcode == WEFT_OP_ACCEPT_MULTI && res != -EAGAIN && res != -EINTR &&
 	    multi_cqe(w, be, op, res, flags))
 		return;
@@ -636,22 +610,12 @@ static int uring_issue(struct weft__worker *w, weft_op_t *op)
 	struct uring *be = be_of(w);
 	struct weft__op *p = weft__op_priv(op);
 	struct weft__fdslot *s;
-	bool ready_first = false, pfirst = false;
+	bool ready_first = false;
 	int rc;
 
 	switch (op->opcode) {
-	case WEFT_OP_RECV:
-		s = weft__io_fdslot(w, op->fd);
-		if (!s)
-			break;
-		ready_first = s->backend & FD_POLL_FIRST;
-		/* The answer to what we just sent is not there yet: let the
-		 * kernel wait for it before it tries (see Choices).  Not with
-		 * MSG_DONTWAIT, which would never try. */
-		pfirst = (s->backend & FD_SENT) && !ready_first && !be->no_pfirst && !(op->flags & MSG_DONTWAIT);
-		s->backend &= ~FD_SENT;
-		break;
 	case WEFT_OP_READ:
+	case WEFT_OP_RECV:
 	case WEFT_OP_ACCEPT:
 	case WEFT_OP_ACCEPT_MULTI:
 		s = weft__io_fdslot(w, op->fd);
@@ -660,17 +624,13 @@ static int uring_issue(struct weft__worker *w, weft_op_t *op)
 	case WEFT_OP_CLOSE:
 		s = weft__io_fdslot(w, op->fd);
 		if (s)
-			s->backend &= ~(FD_POLL_FIRST | FD_SENT); /* the number may be reused */
+			s->backend &= ~FD_POLL_FIRST; /* the number may be reused */
 		break;
 	case WEFT_OP_SEND: {
 		/* A send usually fits in the socket's buffer: try it now, and
 		 * spare the request, its completion and the caller's
 		 * suspension.  The ring takes over only when it would block. */
-		ssize_t n;
-
-		if ((s = weft__io_fdslot(w, op->fd)))
-			s->backend |= FD_SENT;
-		n = send(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = send(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 			weft__io_complete(w, op, n >= 0 ? n : -errno);
 			return 0;
@@ -678,16 +638,13 @@ static int uring_issue(struct weft__worker *w, weft_op_t *op)
 		break;
 	}
 	case WEFT_OP_WRITE:
-		if ((s = weft__io_fdslot(w, op->fd)))
-			s->backend |= FD_SENT;
-		break;
 	case WEFT_OP_CONNECT:
 	case WEFT_OP_POLL:
 		break;
 	default:
 		return -EINVAL;
 	}
-	p->backend_state = pfirst ? ST_PFIRST : PH_IDLE;
+	p->backend_state = PH_IDLE;
 	p->events = 0;
 	rc = start(be, op, ready_first);
 	if (rc)
