@@ -63,7 +63,9 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-void weft__fiber_trampoline(void);
+#ifndef WEFT_FIBER_UCONTEXT
+void weft__fiber_trampoline(void); /* fiber_switch.S */
+#endif
 void weft__fiber_main(struct weft__fiber *f) __attribute__((noreturn));
 
 __attribute__((noinline)) struct weft__worker *weft__self_fresh(void)
