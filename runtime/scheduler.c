@@ -21,7 +21,12 @@
  *   3. the injector;
  *   4. one steal round: every other worker once, starting at a random one.
  * With nothing found the worker searches (steal rounds with ck_backoff
- * between them), then parks (park.c).  Spawns wake parked workers through
+ * between them, each also reaping the own event state when it has
+ * completions at hand, since only this worker can), then parks (park.c).
+ * A worker with I/O or timers pending searches only a few rounds: it parks
+ * inside its event state, where its own completions wake it at once, and a
+ * long search between the requests of a moderately loaded server burns CPU
+ * the server and its clients need.  Spawns wake parked workers through
  * weft__notify.
  *
  * Invariants
@@ -305,12 +310,15 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 	for (;;) {
 		if (searching) {
 			ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
-			unsigned round;
+			unsigned round, rounds = weft__io_active(w) ? WEFT_SEARCH_ROUNDS_IO : WEFT_SEARCH_ROUNDS;
 			WEFT_TRACE(w, WEFT_EV_SEARCH_BEGIN, 0, 0);
-			for (round = 0; round < WEFT_SEARCH_ROUNDS; round++) {
+			for (round = 0; round < rounds; round++) {
 				int src = steal_round(w, t) ? WEFT_SRC_STOLEN
 				          : inject_take(w, t) ? WEFT_SRC_INJECTED
 				          : take_local(w, t, true) ? WEFT_SRC_LOCAL : -1;
+				if (src < 0 && weft__io_ready_hint(w) && weft__io_run(w, 0) > 0 &&
+				    take_local(w, t, true))
+					src = WEFT_SRC_LOCAL;
 				if (src >= 0) {
 					WEFT_TRACE(w, WEFT_EV_SEARCH_END, 0, 0);
 					weft__search_end(rt, true);

@@ -37,6 +37,11 @@
  * fork-join phase, short enough that idle is idle. */
 #define WEFT_SEARCH_ROUNDS 64
 #define WEFT_BACKOFF_CEILING (1U << 12)
+/* The same for a worker with I/O or timers pending: it parks inside its
+ * event state, which its own completions wake at once, so it searches only
+ * briefly (a few microseconds, like a spinning M in Go) instead of burning
+ * a core between the requests of a moderately loaded server. */
+#define WEFT_SEARCH_ROUNDS_IO 4
 
 /* A waiting worker runs foreign (stolen or injected) work on top of its
  * stack only while more than this much of the stack is left: helping then
