@@ -855,9 +855,12 @@ int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
 	if (io->nready != start)
 		timeout_ns = 0;
 	rc = io->backend->poll(w, timeout_ns);
-	if (timeout_ns != 0) {
+	if (io->wake_seen) {
 		uint64_t v;
-		/* Reset the wake-up (the eventfd is non-blocking). */
+		/* Reset the wake-up (the eventfd is non-blocking), only once
+		 * the backend saw it fire: a read after every wait was one
+		 * system call per park that nearly always found nothing. */
+		io->wake_seen = false;
 		if (read(io->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
 			rc = rc < 0 ? rc : -errno;
 	}

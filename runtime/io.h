@@ -78,8 +78,9 @@ struct weft__io_backend {
 	const char *name;
 	int id; /* WEFT_IO_URING or WEFT_IO_EPOLL */
 	/* Set up this worker's state (w->io->be).  Must arrange that
-	 * poll() returns when w->io->wake_fd becomes readable; it need not
-	 * read it (io.c drains it).  Returns 0 or a negative errno. */
+	 * poll() returns when w->io->wake_fd becomes readable, and sets
+	 * w->io->wake_seen when it saw it so; it need not read it (io.c
+	 * drains it then).  Returns 0 or a negative errno. */
 	int (*init)(struct weft__worker *w, const weft_config_t *cfg);
 	void (*fini)(struct weft__worker *w);
 	/* Start op (state PENDING, on the fd list already).  May complete it
@@ -141,6 +142,7 @@ struct weft__io {
 	uint32_t mb_nonempty;
 	bool cancelled_all;           /* closing seen: everything cancelled */
 	bool in_run;                  /* inside weft__io_run: notify once, after */
+	bool wake_seen;               /* the backend saw wake_fd readable: drain it */
 	uint64_t last_poll_ns;        /* scheduler.c's last between-task poll */
 };
 

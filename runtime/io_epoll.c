@@ -724,6 +724,8 @@ static int ep_poll(struct weft__worker *w, int64_t timeout_ns)
 		uint64_t tag = be->ev[i].data.u64;
 		if (tag != WAKE_TAG)
 			done += on_event(w, (int)tag, be->ev[i].events);
+		else
+			w->io->wake_seen = true;
 	}
 	return done;
 }

@@ -53,7 +53,7 @@
  *     each wait that may block and re-armed after it fires.  POLL_ADD checks
  *     readiness when armed, so an eventfd left readable makes the next wait
  *     return at once (level-triggered, as io.c expects); it never reads the
- *     eventfd, io.c drains it.
+ *     eventfd: its CQE sets io->wake_seen and io.c drains it.
  *   - EAGAIN: current kernels wait for readiness inside io_uring even on
  *     O_NONBLOCK fds, but older ones (and MSG_DONTWAIT) give -EAGAIN.  The
  *     op is then re-issued behind a readiness POLL_ADD of its own (op|1),
@@ -518,6 +518,7 @@ static void reap(struct weft__worker *w, struct uring *be)
 				continue;
 			if (c[i].ud == UD_WAKE) {
 				be->wake_armed = false;
+				w->io->wake_seen = true;
 				if (c[i].res == -EBADF || c[i].res == -EINVAL)
 					be->wake_dead = true;
 			} else if (tag == UD_OP) {
