@@ -870,9 +870,13 @@ int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
 		fire_timers(w, weft__now_ns());
 	(void)rc; /* a failed wait is retried by the caller's loop */
 	io->in_run = false;
-	/* w runs one task next; wake a helper for the rest (Tokio's rule). */
-	if (io->nready != start && weft__deque_size_hint(&w->dq) > 1)
+	/* w runs one task next; wake a helper for the rest (Tokio's rule).
+	 * A full fence for P2: w may be parked (its park waits in here),
+	 * and a parked producer gets no membarrier's help (park.c, W5). */
+	if (io->nready != start && weft__deque_size_hint(&w->dq) > 1) {
+		atom_fence_sc();
 		weft__notify(w->rt, &w->rt->idle);
+	}
 	return (int)(io->nready - start);
 }
 

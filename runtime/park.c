@@ -54,6 +54,24 @@
  * eventfd.  A worker that reads park_in_io = 0 waits on the futex for
  * park_word == 1, which a store of 0 before the wait makes return at once.
  *
+ * W5, the last worker to park skips the membarrier.  The membarrier is
+ * there for producers whose P2 is only a compiler barrier: workers running
+ * tasks.  Outside threads fence themselves (weft_submit), and so does a
+ * parked worker whose own event state made work (weft__io_run's notify).
+ * When W1 finds every worker on the idle stack, every other worker leaves
+ * it (and becomes a producer that does not fence) only through the idle
+ * lock: by unpark_self, or by a waker that pops it under the lock and
+ * stores park_word = 0, which the woken worker reads before it runs.
+ * Either way its P3 comes after our W1 in happens-before and sees our
+ * registration, so a plain fence for our own W1 -> W3 order suffices.  At
+ * a moderate request rate the parking worker is usually the last, and the
+ * membarrier (a system call and an interrupt to every other running CPU of
+ * the process) was one of the 6 system calls per request.  One exception
+ * remains: a parked worker whose deque cannot grow (out of memory) runs a
+ * continuation inline inside its park's weft__io_run, and what that code
+ * spawns may then miss waking us.  Nothing is stranded by it: the work is
+ * on that worker's own deque, and it runs its deque before it sleeps.
+ *
  * Rejected designs: a futex per runtime that every producer touches (a
  * shared write on every spawn); waking on every push (thundering herd);
  * timed sleeps that poll for work (idle CPU, and latency up to the period).
@@ -137,6 +155,7 @@ static bool wake_one(struct weft_runtime *rt)
 	w = &rt->workers[idle->stack[--idle->nstack]];
 	w->in_stack = false;
 	atom_store_32(&idle->nparked, idle->nstack);
+	atom_fence_rel(); /* W5: the woken worker's acquire of park_word */
 	atom_store_32(&w->park_word, 0);
 	pthread_mutex_unlock(&idle->lock);
 	atom_fence_sc(); /* W4: park_word, then park_in_io */
@@ -208,6 +227,7 @@ bool weft__park(struct weft__worker *w)
 {
 	struct weft_runtime *rt = w->rt;
 	struct weft__idle *idle = &rt->idle;
+	bool last;
 
 	/* W1: register.  park_word goes to 1 before anyone can see us on the
 	 * stack, so a waker's store of 0 is never overwritten. */
@@ -216,9 +236,15 @@ bool weft__park(struct weft__worker *w)
 	idle->stack[idle->nstack++] = w->index;
 	w->in_stack = true;
 	atom_store_32(&idle->nparked, idle->nstack);
+	last = idle->nstack == rt->nworkers;
 	pthread_mutex_unlock(&idle->lock);
 
-	store_load_barrier_asym(); /* W2, pairs with P2 in weft__notify */
+	/* W2, pairs with P2 in weft__notify; the last worker to park needs
+	 * only its own fence (W5). */
+	if (last)
+		atom_fence_sc();
+	else
+		store_load_barrier_asym();
 
 	/* W3: re-check.  If a waker already took us off the stack it counted
 	 * us as a searcher, and its store of 0 to park_word follows. */
@@ -230,7 +256,7 @@ bool weft__park(struct weft__worker *w)
 		struct timespec t0, t1;
 		bool made_work = false;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		while (atom_load_32(&w->park_word) == 1) {
+		while (atom_load_acq_32(&w->park_word) == 1) { /* W5 */
 			int made;
 			if (!weft__io_active(w)) {
 				/* Nothing can complete here: the futex, whose
