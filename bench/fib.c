@@ -5,11 +5,13 @@
  * F(n+1) - 1 spawns (printed as spawns= in param); ns per spawn+wait pair
  * is median_s / spawns.
  *
- * Prints two serial lines and one weft line per worker count:
+ * Prints two serial lines and two weft lines per worker count:
  *   serial        the plain recursive function (the serial elision), as
  *                 the compiler optimizes it (see fib.h);
  *   serial-calls  the same recursion with one real (indirect) call per
- *                 fib call, the baseline for per-spawn overhead.
+ *                 fib call, the baseline for per-spawn overhead;
+ *   weft          weft_spawn / weft_wait on a weft_group_t;
+ *   weft-task     a typed task (WEFT_TASK_1, WEFT_SPAWN, WEFT_SYNC).
  *
  *   fib [--n 32] [--workers 1,2] [--reps 5] [--warmup 1] [--no-header]
  */
@@ -45,6 +47,21 @@ static void fib_task(void *p)
 	if (rc != 0)
 		bench_fail("weft_wait", rc);
 	a->r = x.r + y.r;
+}
+
+WEFT_TASK_1(long, fibt, int, n)
+{
+	if (n < 2)
+		return n;
+	WEFT_SPAWN(fibt, n - 1);
+	long b = WEFT_CALL(fibt, n - 2);
+	return WEFT_SYNC(fibt) + b;
+}
+
+static void fibt_task(void *p)
+{
+	struct fib_arg *a = p;
+	a->r = WEFT_RUN(fibt, a->n);
 }
 
 int main(int argc, char **argv)
@@ -87,29 +104,35 @@ int main(int argc, char **argv)
 		bench_report("fib", serial[s].name, 1, param, t, o.reps, result, r == expect);
 	}
 
-	/* weft */
+	/* weft, both APIs */
+	static const struct {
+		const char *name;
+		weft_task_fn fn;
+	} api[] = { { "weft", fib_task }, { "weft-task", fibt_task } };
 	for (int wi = 0; wi < o.nworkers; wi++) {
-		weft_runtime_t *rt = bench_weft_create(o.workers[wi]);
-		struct fib_arg a = { n, 0 };
-		int ok = 1;
-		if (!rt) {
-			snprintf(result, sizeof result, "error");
-			bench_report("fib", "weft", o.workers[wi], param, t, 0, result, 0);
-			continue;
+		for (size_t v = 0; v < sizeof api / sizeof api[0]; v++) {
+			weft_runtime_t *rt = bench_weft_create(o.workers[wi]);
+			struct fib_arg a = { n, 0 };
+			int ok = 1;
+			if (!rt) {
+				snprintf(result, sizeof result, "error");
+				bench_report("fib", api[v].name, o.workers[wi], param, t, 0, result, 0);
+				continue;
+			}
+			for (int w = 0; w < o.warmup; w++) {
+				struct fib_arg wa = { n > 5 ? n - 5 : n, 0 };
+				bench_weft_run(rt, api[v].fn, &wa);
+			}
+			for (int k = 0; k < o.reps; k++) {
+				a.r = -1;
+				t[k] = bench_weft_run(rt, api[v].fn, &a);
+				ok &= a.r == expect;
+			}
+			bench_weft_destroy(rt);
+			snprintf(result, sizeof result, "%ld", a.r);
+			bench_report("fib", api[v].name, o.workers[wi], param, t, o.reps, result,
+			             ok && !bench_failed());
 		}
-		for (int w = 0; w < o.warmup; w++) {
-			struct fib_arg wa = { n > 5 ? n - 5 : n, 0 };
-			bench_weft_run(rt, fib_task, &wa);
-		}
-		for (int k = 0; k < o.reps; k++) {
-			a.r = -1;
-			t[k] = bench_weft_run(rt, fib_task, &a);
-			ok &= a.r == expect;
-		}
-		bench_weft_destroy(rt);
-		snprintf(result, sizeof result, "%ld", a.r);
-		bench_report("fib", "weft", o.workers[wi], param, t, o.reps, result,
-		             ok && !bench_failed());
 	}
 	return bench_failed() ? 1 : 0;
 }

@@ -412,4 +412,8 @@ WEFT_EXTERN const char *weft_strerror(int err);
 #ifdef __cplusplus
 }
 #endif
+
+/* Typed fork-join tasks: WEFT_TASK_n, WEFT_SPAWN, WEFT_SYNC, WEFT_RUN. */
+#include "weft/task.h"
+
 #endif /* WEFT_H */

@@ -287,6 +287,7 @@ void weft__fiber_resume(struct weft__worker *w, struct weft__fiber *f)
 {
 	struct weft__fiber *prev = w->fiber;
 	uintptr_t prev_limit = w->stack_limit;
+	uint32_t prev_depth = w->tdq.depth_; /* tdq.c, Fibers */
 	void (*after)(struct weft__worker *, void *);
 #ifdef WEFT_ASAN
 	void *fake = NULL;
@@ -294,6 +295,7 @@ void weft__fiber_resume(struct weft__worker *w, struct weft__fiber *f)
 
 	w->fiber = f;
 	w->stack_limit = f->stack_limit;
+	w->tdq.depth_ = 0;
 #ifdef WEFT_TSAN
 	f->san_ret = __tsan_get_current_fiber();
 	__tsan_switch_to_fiber(f->san, 0);
@@ -309,6 +311,7 @@ void weft__fiber_resume(struct weft__worker *w, struct weft__fiber *f)
 #endif
 	w->fiber = prev;
 	w->stack_limit = prev_limit;
+	w->tdq.depth_ = prev_depth;
 	after = w->after;
 	if (after) {
 		w->after = NULL;
@@ -509,5 +512,7 @@ void weft_yield(void)
 		sched_yield();
 		return;
 	}
+	if (weft__tdq_pinned(&w->tdq))
+		return; /* a task body is on this stack (tdq.c, Fibers) */
 	switch_out(w, f, after_yield, f, 0);
 }

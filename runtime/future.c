@@ -138,7 +138,7 @@ int weft_future_wait(weft_future_t *f)
 		return -EINVAL;
 	if (atom_load_acq_32(&f->state))
 		return 0;
-	if (self && self->fiber) {
+	if (self && self->fiber && !weft__tdq_pinned(&self->tdq)) {
 		/* In a fiber: suspend it (I4), the worker goes on. */
 		struct weft__fiber *fb = self->fiber;
 		weft__fiber_prepare(fb);

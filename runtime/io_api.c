@@ -166,7 +166,7 @@ static ssize_t op_run(weft_op_t *op)
 	if (!w || !w->io)
 		return op->result = blocking(op);
 	f = w->fiber;
-	if (f) {
+	if (f && !weft__tdq_pinned(&w->tdq)) {
 		weft__fiber_prepare(f);
 		if (!weft__io_start(w, op, f, NULL))
 			weft__fiber_park(f); /* resumes when op completed */

@@ -116,6 +116,7 @@ static void free_runtime(weft_runtime_t *rt, unsigned deques)
 	for (i = 0; i < deques; i++) {
 		weft__io_worker_free(&rt->workers[i]);
 		weft__deque_fini(&rt->workers[i].dq);
+		weft__tdq_fini(&rt->workers[i].tdq);
 	}
 	free(rt->workers);
 	weft__fiber_runtime_fini(rt);
@@ -186,6 +187,10 @@ int weft_runtime_create(weft_runtime_t **out, const weft_config_t *cfg)
 		struct weft__worker *w = &rt->workers[i];
 		if (weft__deque_init(&w->dq, c.deque_log2)) {
 			free_runtime(rt, i);
+			return -ENOMEM;
+		}
+		if (weft__tdq_init(&w->tdq, w)) {
+			free_runtime(rt, i + 1);
 			return -ENOMEM;
 		}
 		w->rt = rt;

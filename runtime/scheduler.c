@@ -98,35 +98,43 @@ static inline uintptr_t task_fn_addr(const struct weft__task *t)
 {
 	if (t->fn == weft__submission_run)
 		return (uintptr_t)((const struct weft_future *)t->arg)->fn;
+	if (t->fn == weft__tslot_run)
+		return (uintptr_t)((const weft_tslot_t *)t->arg)->run_;
 	return (uintptr_t)t->fn;
+}
+
+/* Steal from victim v: its deque, then its typed tasks. */
+static bool steal_from(struct weft__worker *w, unsigned v, struct weft__task *t)
+{
+	struct weft__worker *victim = &w->rt->workers[v];
+	enum weft__steal r;
+
+	/* ABORT: lost a race on a non-empty deque; try it again. */
+	while ((r = weft__deque_steal(&victim->dq, t)) == WEFT_STEAL_ABORT)
+		WEFT_STAT_INC(w, steal_attempts);
+	WEFT_STAT_INC(w, steal_attempts);
+	if (r != WEFT_STEAL_OK)
+		while ((r = weft__tdq_steal(&victim->tdq, t)) == WEFT_STEAL_ABORT)
+			;
+	if (r != WEFT_STEAL_OK)
+		return false;
+	WEFT_STAT_INC(w, steals);
+	WEFT_STAT_STOLEN(victim);
+	WEFT_TRACE(w, WEFT_EV_STEAL, v, task_fn_addr(t));
+	return true;
 }
 
 /* One pass over the other workers from a random start. */
 static bool steal_round(struct weft__worker *w, struct weft__task *t)
 {
-	struct weft_runtime *rt = w->rt;
-	unsigned n = rt->nworkers, i, v;
+	unsigned n = w->rt->nworkers, i, v;
 
 	if (n < 2)
 		return false;
 	v = (unsigned)(rng_next(&w->rng) % n);
-	for (i = 0; i < n; i++, v = (v + 1 == n) ? 0 : v + 1) {
-		if (v == w->index)
-			continue;
-		for (;;) {
-			enum weft__steal r = weft__deque_steal(&rt->workers[v].dq, t);
-			WEFT_STAT_INC(w, steal_attempts);
-			if (r == WEFT_STEAL_OK) {
-				WEFT_STAT_INC(w, steals);
-				WEFT_STAT_STOLEN(&rt->workers[v]);
-				WEFT_TRACE(w, WEFT_EV_STEAL, v, task_fn_addr(t));
-				return true;
-			}
-			if (r == WEFT_STEAL_EMPTY)
-				break;
-			/* ABORT: lost a race on a non-empty deque; try it again. */
-		}
-	}
+	for (i = 0; i < n; i++, v = (v + 1 == n) ? 0 : v + 1)
+		if (v != w->index && steal_from(w, v, t))
+			return true;
 	return false;
 }
 
@@ -137,7 +145,7 @@ bool weft__work_visible(struct weft_runtime *rt)
 	if (weft__injector_nonempty(&rt->inj))
 		return true;
 	for (i = 0; i < rt->nworkers; i++)
-		if (weft__deque_size_hint(&rt->workers[i].dq) > 0)
+		if (weft__deque_size_hint(&rt->workers[i].dq) > 0 || weft__tdq_visible(&rt->workers[i].tdq))
 			return true;
 	return false;
 }

@@ -17,6 +17,18 @@
 #endif
 #define WEFT_DEQUE_LOG2_MAX 24
 
+/* Slots of each worker's typed-task array (tdq.c), mapped at create and
+ * touched only as used: 262144 x 64 bytes = 16 MiB of address space, far
+ * beyond the depth x breadth of any recursion.  Spawns beyond it go to
+ * private chunks of WEFT_TDQ_CHUNK slots. */
+#ifdef WEFT_TEST_SMALL
+#define WEFT_TDQ_SLOTS 8u
+#define WEFT_TDQ_CHUNK 4u
+#else
+#define WEFT_TDQ_SLOTS (1u << 18)
+#define WEFT_TDQ_CHUNK 256u
+#endif
+
 /* Injection ring capacity (log2).  Outside submissions beyond it go to a
  * locked overflow list, so a burst never blocks or fails the submitter. */
 #ifdef WEFT_TEST_SMALL

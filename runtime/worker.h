@@ -15,6 +15,7 @@
 #include "injector.h"
 #include "park.h"
 #include "stats.h"
+#include "tdq.h"
 #include "trace.h"
 #include "tunables.h"
 #include "weft.h"
@@ -24,6 +25,7 @@
 struct weft__worker {
 	/* Thief-visible: the deque (its own lines inside). */
 	struct weft__deque dq;
+	weft_tdq_t tdq; /* typed tasks (tdq.c); its own lines inside */
 	/* Park word: 1 while parked, 0 otherwise; futex address. */
 	uint32_t park_word __attribute__((aligned(WEFT_CACHELINE)));
 	uint32_t park_in_io;  /* parked inside its event state (park.c, W4) */

@@ -13,14 +13,16 @@ check_PROGRAMS += \
 	tests/test_submit \
 	tests/test_lifecycle \
 	tests/test_errors \
-	tests/test_parallel_for
+	tests/test_parallel_for \
+	tests/test_task
 TESTS += \
 	tests/test_deque \
 	tests/test_forkjoin \
 	tests/test_submit \
 	tests/test_lifecycle \
 	tests/test_errors \
-	tests/test_parallel_for
+	tests/test_parallel_for \
+	tests/test_task
 
 WEFT_TEST_CPPFLAGS = $(AM_CPPFLAGS) $(CRITERION_CFLAGS)
 WEFT_TEST_LDADD = libweft_core.la $(CRITERION_LIBS) $(CK_LIBS) -lpthread
@@ -48,6 +50,10 @@ tests_test_errors_LDADD = $(WEFT_TEST_LDADD)
 tests_test_parallel_for_SOURCES = tests/test_parallel_for.c tests/test_util.h tests/tsan_criterion.c
 tests_test_parallel_for_CPPFLAGS = $(WEFT_TEST_CPPFLAGS)
 tests_test_parallel_for_LDADD = $(WEFT_TEST_LDADD)
+
+tests_test_task_SOURCES = tests/test_task.c tests/test_util.h tests/tsan_criterion.c
+tests_test_task_CPPFLAGS = $(WEFT_TEST_CPPFLAGS)
+tests_test_task_LDADD = $(WEFT_TEST_LDADD)
 endif
 
 if HAVE_CRITERION

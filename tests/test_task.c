@@ -1,0 +1,363 @@
+/*
+ * test_task.c: typed tasks (include/weft/task.h, runtime/tdq.c).
+ *   - fib is correct for 1, 2, 4 and 8 workers, and off the workers;
+ *   - a tree of typed tasks over 10 million leaves (1 million with
+ *     WEFT_TEST_QUICK) runs every leaf exactly once, on 2, 4 and 8
+ *     workers, and every result comes back to its own sync;
+ *   - more unsynced spawns on one worker than its slot array holds (the
+ *     overflow chunks) still run each once, in the right order;
+ *   - all four arities, and void tasks;
+ *   - typed tasks mixed with weft_spawn groups in both directions;
+ *   - a fiber running a task body does not suspend (weft_sleep and
+ *     weft_yield in there still work, the fiber stays on its worker), and
+ *     suspends again once the body returned;
+ *   - a WEFT_SYNC with nothing to pair with aborts with a message.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+
+#include "test_util.h"
+
+/* ------------------------------------------------------------------ */
+/* fib                                                                  */
+
+WEFT_TASK_1(uint64_t, fibt, unsigned, n)
+{
+	if (n < 2)
+		return n;
+	WEFT_SPAWN(fibt, n - 1);
+	uint64_t b = WEFT_CALL(fibt, n - 2);
+	return WEFT_SYNC(fibt) + b;
+}
+
+struct fib_arg {
+	unsigned n;
+	uint64_t r;
+};
+
+static void fib_root(void *p)
+{
+	struct fib_arg *a = p;
+	a->r = WEFT_RUN(fibt, a->n);
+}
+
+static void check_fib(unsigned workers, unsigned n)
+{
+	weft_runtime_t *rt = t_runtime(workers);
+	for (int rep = 0; rep < 3; rep++) {
+		struct fib_arg a = { n, 0 };
+		t_run(rt, fib_root, &a);
+		cr_assert_eq(a.r, t_fib_serial(n), "fib(%u) with %u workers = %llu, want %llu", n, workers,
+		             (unsigned long long)a.r, (unsigned long long)t_fib_serial(n));
+	}
+	t_destroy(rt);
+}
+
+Test(task, fib_1_worker, .timeout = 60) { check_fib(1, (unsigned)t_size(30, 25)); }
+Test(task, fib_2_workers, .timeout = 60) { check_fib(2, (unsigned)t_size(30, 25)); }
+Test(task, fib_4_workers, .timeout = 60) { check_fib(4, (unsigned)t_size(30, 25)); }
+Test(task, fib_8_workers, .timeout = 60) { check_fib(8, (unsigned)t_size(30, 25)); }
+
+Test(task, fib_off_the_workers, .timeout = 60)
+{
+	/* No runtime at all: the spawns run one after the other here. */
+	cr_assert_eq(WEFT_RUN(fibt, 20), t_fib_serial(20));
+	/* And from an outside thread while a runtime exists. */
+	weft_runtime_t *rt = t_runtime(2);
+	cr_assert_eq(WEFT_RUN(fibt, 22), t_fib_serial(22));
+	t_destroy(rt);
+}
+
+/* ------------------------------------------------------------------ */
+/* Exactly once: a binary tree over [lo, hi), one leaf per index.       */
+
+static atomic_uchar *leaf_seen;
+
+/* Returns the sum of its leaf indices, so a result delivered to the wrong
+ * sync (or a lost one) shows up in the total as well. */
+WEFT_TASK_2(uint64_t, tree, uint64_t, lo, uint64_t, hi)
+{
+	if (hi - lo == 1) {
+		unsigned char was = atomic_fetch_add_explicit(&leaf_seen[lo], 1, memory_order_relaxed);
+		T_CHECK_EQ(was, 0);
+		return lo;
+	}
+	uint64_t mid = lo + (hi - lo) / 2;
+	WEFT_SPAWN(tree, mid, hi);
+	uint64_t left = WEFT_CALL(tree, lo, mid);
+	uint64_t right = WEFT_SYNC(tree);
+	T_CHECK_EQ(right, (mid + hi - 1) * (hi - mid) / 2);
+	return left + right;
+}
+
+struct tree_arg {
+	uint64_t n, r;
+};
+
+static void tree_root(void *p)
+{
+	struct tree_arg *a = p;
+	a->r = WEFT_RUN(tree, 0, a->n);
+}
+
+static void check_tree(unsigned workers)
+{
+	uint64_t n = t_size(10000000, 1000000);
+	weft_runtime_t *rt = t_runtime(workers);
+	struct tree_arg a = { n, 0 };
+
+	leaf_seen = calloc(n, 1);
+	cr_assert_not_null(leaf_seen);
+	t_run(rt, tree_root, &a);
+	t_destroy(rt);
+	T_ASSERT_CLEAN();
+	cr_assert_eq(a.r, n * (n - 1) / 2, "sum %llu", (unsigned long long)a.r);
+	for (uint64_t i = 0; i < n; i++)
+		cr_assert_eq(leaf_seen[i], 1, "leaf %llu ran %u times", (unsigned long long)i, leaf_seen[i]);
+	free(leaf_seen);
+}
+
+Test(task, tree_exactly_once_2_workers, .timeout = 120) { check_tree(2); }
+Test(task, tree_exactly_once_4_workers, .timeout = 120) { check_tree(4); }
+Test(task, tree_exactly_once_8_workers, .timeout = 120) { check_tree(8); }
+
+/* ------------------------------------------------------------------ */
+/* Overflow: a flat loop of spawns deeper than the slot array.          */
+
+WEFT_TASK_1(uint64_t, square, uint64_t, x)
+{
+	return x * x;
+}
+
+WEFT_TASK_1(uint64_t, flat, uint64_t, n)
+{
+	uint64_t sum = 0;
+	for (uint64_t i = 0; i < n; i++)
+		WEFT_SPAWN(square, i);
+	/* Syncs pair last-in first-out. */
+	for (uint64_t i = n; i-- > 0;) {
+		uint64_t r = WEFT_SYNC(square);
+		T_CHECK_EQ(r, i * i);
+		sum += r;
+	}
+	return sum;
+}
+
+static void flat_root(void *p)
+{
+	struct tree_arg *a = p;
+	a->r = WEFT_RUN(flat, a->n);
+}
+
+static uint64_t squares(uint64_t n)
+{
+	uint64_t s = 0;
+	for (uint64_t i = 0; i < n; i++)
+		s += i * i;
+	return s;
+}
+
+Test(task, overflow_beyond_the_slot_array, .timeout = 120)
+{
+	/* 262144 slots per worker (tunables.h): go well past them. */
+	uint64_t n = 300000;
+	for (unsigned workers = 1; workers <= 2; workers++) {
+		weft_runtime_t *rt = t_runtime(workers);
+		for (int rep = 0; rep < 2; rep++) {
+			struct tree_arg a = { n, 0 };
+			t_run(rt, flat_root, &a);
+			T_ASSERT_CLEAN();
+			cr_assert_eq(a.r, squares(n), "%u workers: sum %llu", workers, (unsigned long long)a.r);
+		}
+		t_destroy(rt);
+	}
+	/* Off the workers every spawn goes to the chunks. */
+	cr_assert_eq(WEFT_RUN(flat, 1000), squares(1000));
+	T_ASSERT_CLEAN();
+}
+
+/* ------------------------------------------------------------------ */
+/* Arities and void tasks                                               */
+
+static atomic_ulong void_sum;
+
+WEFT_VOID_TASK_1(add1, unsigned long, a)
+{
+	atomic_fetch_add(&void_sum, a);
+}
+
+WEFT_VOID_TASK_4(add4, unsigned long, a, unsigned long, b, unsigned long, c, unsigned long, d)
+{
+	atomic_fetch_add(&void_sum, a + b + c + d);
+}
+
+WEFT_TASK_3(double, mix3, int, a, double, b, char, c)
+{
+	return a + b + c;
+}
+
+WEFT_TASK_4(uint64_t, sum4, uint32_t, a, uint16_t, b, uint8_t, c, uint64_t, d)
+{
+	return (uint64_t)a + b + c + d;
+}
+
+WEFT_VOID_TASK_2(arities, int, rounds, int, unused)
+{
+	(void)unused;
+	for (int i = 0; i < rounds; i++) {
+		WEFT_SPAWN(add1, 1);
+		WEFT_SPAWN(add4, 1, 2, 3, 4);
+		WEFT_SPAWN(mix3, i, 0.5, 'a');
+		WEFT_SPAWN(sum4, 70000, 60000, 250, (uint64_t)i << 33);
+		T_CHECK_EQ(WEFT_SYNC(sum4), 70000u + 60000u + 250u + ((uint64_t)i << 33));
+		double m = WEFT_SYNC(mix3);
+		T_CHECK(m == i + 0.5 + 'a');
+		WEFT_SYNC(add4);
+		WEFT_SYNC(add1);
+	}
+}
+
+static void arities_root(void *p)
+{
+	WEFT_RUN(arities, *(int *)p, 0);
+}
+
+Test(task, arities_and_void_tasks, .timeout = 60)
+{
+	int rounds = 20000;
+	for (unsigned workers = 1; workers <= 4; workers *= 2) {
+		weft_runtime_t *rt = t_runtime(workers);
+		atomic_store(&void_sum, 0);
+		t_run(rt, arities_root, &rounds);
+		t_destroy(rt);
+		T_ASSERT_CLEAN();
+		cr_assert_eq(atomic_load(&void_sum), 11ul * (unsigned long)rounds);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Mixed with weft_spawn groups                                         */
+
+struct grp_arg {
+	unsigned n;
+	uint64_t r;
+};
+
+static void grp_fib(void *p)
+{
+	struct grp_arg *a = p;
+	/* A group task whose body runs typed tasks. */
+	a->r = WEFT_RUN(fibt, a->n);
+}
+
+/* A typed task that uses a group inside. */
+WEFT_TASK_1(uint64_t, via_group, unsigned, n)
+{
+	struct grp_arg x = { n, 0 }, y = { n + 1, 0 };
+	weft_group_t g;
+	weft_group_init(&g);
+	T_CHECK_EQ(weft_spawn(&g, grp_fib, &x), 0);
+	T_CHECK_EQ(weft_spawn(&g, grp_fib, &y), 0);
+	WEFT_SPAWN(fibt, n + 2);
+	uint64_t z = WEFT_SYNC(fibt);
+	T_CHECK_EQ(weft_wait(&g), 0);
+	return x.r + y.r + z;
+}
+
+WEFT_TASK_1(uint64_t, many_via_group, unsigned, k)
+{
+	if (k == 0)
+		return WEFT_CALL(via_group, 15);
+	WEFT_SPAWN(many_via_group, k - 1);
+	uint64_t a = WEFT_CALL(many_via_group, k - 1);
+	return a + WEFT_SYNC(many_via_group);
+}
+
+static void mixed_root(void *p)
+{
+	struct grp_arg *a = p;
+	a->r = WEFT_RUN(many_via_group, a->n);
+}
+
+Test(task, mixed_with_groups, .timeout = 60)
+{
+	uint64_t one = t_fib_serial(15) + t_fib_serial(16) + t_fib_serial(17);
+	for (unsigned workers = 1; workers <= 4; workers *= 2) {
+		weft_runtime_t *rt = t_runtime(workers);
+		struct grp_arg a = { 8, 0 };
+		t_run(rt, mixed_root, &a);
+		t_destroy(rt);
+		T_ASSERT_CLEAN();
+		cr_assert_eq(a.r, one << 8, "%u workers: %llu", workers, (unsigned long long)a.r);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Fibers: no suspension while a task body is on the fiber's stack.     */
+
+struct fiber_state {
+	atomic_int done;
+	atomic_int moved;   /* a body saw its worker change */
+	atomic_int bad;     /* wrong results */
+};
+
+WEFT_TASK_2(uint64_t, sleepy, unsigned, n, struct fiber_state *, st)
+{
+	int before = weft_worker_index();
+	/* Both would suspend the fiber outside a task body. */
+	T_CHECK_EQ(weft_sleep(200000), 0);
+	weft_yield();
+	if (weft_worker_index() != before)
+		atomic_fetch_add(&st->moved, 1);
+	if (n < 2)
+		return n;
+	WEFT_SPAWN(sleepy, n - 1, st);
+	uint64_t b = WEFT_CALL(sleepy, n - 2, st);
+	return WEFT_SYNC(sleepy) + b;
+}
+
+static void fiber_main(void *p)
+{
+	struct fiber_state *st = p;
+	for (int i = 0; i < 3; i++) {
+		if (WEFT_RUN(sleepy, 8, st) != t_fib_serial(8))
+			atomic_fetch_add(&st->bad, 1);
+		/* Outside the body the fiber suspends as usual. */
+		T_CHECK_EQ(weft_sleep(100000), 0);
+		T_CHECK(weft_in_fiber());
+	}
+	atomic_fetch_add(&st->done, 1);
+}
+
+Test(task, fiber_does_not_move_inside_a_body, .timeout = 60)
+{
+	enum { NFIBERS = 16 };
+	weft_runtime_t *rt = t_runtime(2);
+	struct fiber_state st;
+	atomic_init(&st.done, 0);
+	atomic_init(&st.moved, 0);
+	atomic_init(&st.bad, 0);
+	for (int i = 0; i < NFIBERS; i++)
+		cr_assert_eq(weft_go(rt, fiber_main, &st), 0);
+	double t0 = t_now();
+	while (atomic_load(&st.done) < NFIBERS && t_now() - t0 < 50)
+		t_sleep_ms(5);
+	t_destroy(rt);
+	T_ASSERT_CLEAN();
+	cr_assert_eq(atomic_load(&st.done), NFIBERS);
+	cr_assert_eq(atomic_load(&st.bad), 0);
+	cr_assert_eq(atomic_load(&st.moved), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Misuse                                                               */
+
+WEFT_TASK_1(int, lonely, int, x)
+{
+	return x + WEFT_SYNC(lonely);
+}
+
+Test(task, sync_without_spawn_aborts, .signal = SIGABRT, .timeout = 30)
+{
+	(void)WEFT_RUN(lonely, 1);
+}
