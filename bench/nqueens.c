@@ -1,7 +1,8 @@
 /*
  * nqueens: count the solutions of the n-queens problem with a task per
  * placement (see nqueens.h for the shape shared with the peers).  Prints a
- * serial line and one weft line per worker count.
+ * serial line and, per worker count, a weft line (weft_spawn into a group)
+ * and a weft-task line (typed tasks: WEFT_SPAWN / WEFT_SYNC).
  *
  *   nqueens [--n 12] [--cutoff ROW] [--workers 1,2] [--reps 5] [--warmup 1]
  *           [--no-header]
@@ -52,6 +53,36 @@ static void nq_task(void *p)
 		t->count += kids[j].count;
 }
 
+/* The children live in the parent's frame, which outlasts their syncs. */
+WEFT_TASK_3(long, nqt, const struct nq_board *, b, int, n, int, cutoff)
+{
+	struct nq_board kids[NQ_MAX];
+	signed char cols[NQ_MAX];
+	long count;
+	int k;
+
+	if (b->row >= cutoff)
+		return nq_serial(n, b);
+	k = nq_safe_cols(n, b, cols);
+	if (b->row + 1 == n || k == 0)
+		return k;
+	for (int j = 0; j < k; j++) {
+		nq_child(b, cols[j], &kids[j]);
+		if (j < k - 1)
+			WEFT_SPAWN(nqt, &kids[j], n, cutoff);
+	}
+	count = WEFT_CALL(nqt, &kids[k - 1], n, cutoff);
+	for (int j = 0; j < k - 1; j++)
+		count += WEFT_SYNC(nqt);
+	return count;
+}
+
+static void nqt_task(void *p)
+{
+	struct nq_task *t = p;
+	t->count = WEFT_RUN(nqt, &t->b, t->n, t->cutoff);
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_opts o;
@@ -75,33 +106,39 @@ int main(int argc, char **argv)
 	snprintf(result, sizeof result, "%ld", r);
 	bench_report("nqueens", "serial", 1, param, t, o.reps, result, r == nq_known[n]);
 
-	/* weft */
+	/* weft, both APIs */
+	static const struct {
+		const char *name;
+		weft_task_fn fn;
+	} api[] = { { "weft", nq_task }, { "weft-task", nqt_task } };
 	for (int wi = 0; wi < o.nworkers; wi++) {
-		weft_runtime_t *rt = bench_weft_create(o.workers[wi]);
-		struct nq_task root;
-		int ok = 1;
-		if (!rt) {
-			bench_report("nqueens", "weft", o.workers[wi], param, t, 0, "error", 0);
-			continue;
+		for (size_t v = 0; v < sizeof api / sizeof api[0]; v++) {
+			weft_runtime_t *rt = bench_weft_create(o.workers[wi]);
+			struct nq_task root;
+			int ok = 1;
+			if (!rt) {
+				bench_report("nqueens", api[v].name, o.workers[wi], param, t, 0, "error", 0);
+				continue;
+			}
+			for (int w = 0; w < o.warmup; w++) {
+				root.b = empty;
+				root.n = n > 8 ? n - 2 : n;
+				root.cutoff = cutoff < root.n ? cutoff : root.n;
+				bench_weft_run(rt, api[v].fn, &root);
+			}
+			for (int k = 0; k < o.reps; k++) {
+				root.b = empty;
+				root.n = n;
+				root.cutoff = cutoff;
+				root.count = -1;
+				t[k] = bench_weft_run(rt, api[v].fn, &root);
+				ok &= root.count == nq_known[n];
+			}
+			bench_weft_destroy(rt);
+			snprintf(result, sizeof result, "%ld", root.count);
+			bench_report("nqueens", api[v].name, o.workers[wi], param, t, o.reps, result,
+			             ok && !bench_failed());
 		}
-		for (int w = 0; w < o.warmup; w++) {
-			root.b = empty;
-			root.n = n > 8 ? n - 2 : n;
-			root.cutoff = cutoff < root.n ? cutoff : root.n;
-			bench_weft_run(rt, nq_task, &root);
-		}
-		for (int k = 0; k < o.reps; k++) {
-			root.b = empty;
-			root.n = n;
-			root.cutoff = cutoff;
-			root.count = -1;
-			t[k] = bench_weft_run(rt, nq_task, &root);
-			ok &= root.count == nq_known[n];
-		}
-		bench_weft_destroy(rt);
-		snprintf(result, sizeof result, "%ld", root.count);
-		bench_report("nqueens", "weft", o.workers[wi], param, t, o.reps, result,
-		             ok && !bench_failed());
 	}
 	return bench_failed() ? 1 : 0;
 }

@@ -2,8 +2,10 @@
  * uts: Unbalanced Tree Search (see uts_tree.h) with a task per node: a
  * node's task computes its children's states one by one, spawning each
  * child but the last as a task and running the last one directly, then
- * waits and sums the subtree sizes.  Prints a serial line and one weft line
- * per worker count for each tree; check is against the published count.
+ * waits and sums the subtree sizes.  Prints a serial line and, per worker
+ * count, a line for weft (weft_spawn into a group) and one for weft-task
+ * (typed tasks: WEFT_SPAWN / WEFT_SYNC) for each tree; check is against the
+ * published count.
  *
  *   uts [--tree T1,T3] [--workers 1,2] [--reps 5] [--warmup 1] [--no-header]
  */
@@ -47,6 +49,32 @@ static void uts_task(void *p)
 		t->count += kids[i].count;
 }
 
+/* The children live in the parent's frame, which outlasts their syncs. */
+WEFT_TASK_1(unsigned long, utst, const struct uts_node *, node)
+{
+	int nc = uts_num_children(tree, node);
+	unsigned long count = 1;
+
+	if (nc == 0)
+		return 1;
+	struct uts_node kids[nc];
+	for (int i = 0; i < nc; i++) {
+		uts_child(node, i, &kids[i]);
+		if (i < nc - 1)
+			WEFT_SPAWN(utst, &kids[i]);
+	}
+	count += WEFT_CALL(utst, &kids[nc - 1]);
+	for (int i = 0; i < nc - 1; i++)
+		count += WEFT_SYNC(utst);
+	return count;
+}
+
+static void utst_task(void *p)
+{
+	struct uts_task *t = p;
+	t->count = WEFT_RUN(utst, &t->node);
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_opts o;
@@ -73,28 +101,34 @@ int main(int argc, char **argv)
 		snprintf(result, sizeof result, "%lu", r);
 		bench_report("uts", "serial", 1, param, t, o.reps, result, r == tree->nodes);
 
+		static const struct {
+			const char *name;
+			weft_task_fn fn;
+		} api[] = { { "weft", uts_task }, { "weft-task", utst_task } };
 		for (int wi = 0; wi < o.nworkers; wi++) {
-			weft_runtime_t *rt = bench_weft_create(o.workers[wi]);
-			struct uts_task task;
-			int ok = 1;
-			if (!rt) {
-				bench_report("uts", "weft", o.workers[wi], param, t, 0, "error", 0);
-				continue;
+			for (size_t v = 0; v < sizeof api / sizeof api[0]; v++) {
+				weft_runtime_t *rt = bench_weft_create(o.workers[wi]);
+				struct uts_task task;
+				int ok = 1;
+				if (!rt) {
+					bench_report("uts", api[v].name, o.workers[wi], param, t, 0, "error", 0);
+					continue;
+				}
+				for (int w = 0; w < o.warmup; w++) {
+					task.node = root;
+					bench_weft_run(rt, api[v].fn, &task);
+				}
+				for (int k = 0; k < o.reps; k++) {
+					task.node = root;
+					task.count = 0;
+					t[k] = bench_weft_run(rt, api[v].fn, &task);
+					ok &= task.count == tree->nodes;
+				}
+				bench_weft_destroy(rt);
+				snprintf(result, sizeof result, "%lu", task.count);
+				bench_report("uts", api[v].name, o.workers[wi], param, t, o.reps, result,
+				             ok && !bench_failed());
 			}
-			for (int w = 0; w < o.warmup; w++) {
-				task.node = root;
-				bench_weft_run(rt, uts_task, &task);
-			}
-			for (int k = 0; k < o.reps; k++) {
-				task.node = root;
-				task.count = 0;
-				t[k] = bench_weft_run(rt, uts_task, &task);
-				ok &= task.count == tree->nodes;
-			}
-			bench_weft_destroy(rt);
-			snprintf(result, sizeof result, "%lu", task.count);
-			bench_report("uts", "weft", o.workers[wi], param, t, o.reps, result,
-			             ok && !bench_failed());
 		}
 	}
 	return bench_failed() ? 1 : 0;

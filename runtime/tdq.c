@@ -43,6 +43,11 @@
  *   T5  overflow: when head_ reaches the end of the array, further spawns
  *       go to malloc'd chunks, private for ever; split_ and end_ then
  *       describe the chunk, and the saved values return with the last pop.
+ *   T6  a slot's done_ is 0 whenever the slot is not claimed: the array
+ *       starts zeroed (mmap), only a thief sets done_ (once, after it ran
+ *       the slot), and the owner clears it when it collects that result,
+ *       before the slot can be published again.  So a spawn need not
+ *       write it.  Chunk slots are never claimed and never read it.
  *   ABA on ts_ is harmless: a CAS that succeeds from an old value claims
  *   index top of the *current* state, which is public and unclaimed then,
  *   and the thief reads the slot only after its CAS.
@@ -187,14 +192,14 @@ static bool slot_done(void *s)
 	return atom_load_acq_32(&((weft_tslot_t *)s)->done_) != 0; /* (D) */
 }
 
-weft_tslot_t *weft_tdq_sync_(weft_tdq_t *q, int *stolen)
+weft_tslot_t *weft_tdq_sync_(weft_tdq_t *q)
 {
 	weft_tslot_t *s;
 	uint32_t h;
 
 	if (q->chunk_ && q->head_ == ((struct chunk *)q->chunk_)->slot) {
 		chunk_pop(q);
-		return weft_tdq_pop_(q, stolen);
+		return weft_tdq_pop_(q);
 	}
 	if (q->head_ == q->base_) {
 		fputs("weft: WEFT_SYNC without a WEFT_SPAWN to pair with\n", stderr);
@@ -211,18 +216,17 @@ weft_tslot_t *weft_tdq_sync_(weft_tdq_t *q, int *stolen)
 		if (atom_cas_64(ts_word(q), ts, TS(TS_TOP(ts), h))) {
 			q->split_ = q->head_ = s;
 			q->publish_ = TS_TOP(ts) == h; /* T3 */
-			*stolen = 0;
 			return s;
 		}
 	}
 	/* Stolen (T4): help until the thief is done with it. */
 	if (!slot_done(s))
 		weft__help_until(q->owner_, slot_done, s);
+	s->done_ = 0; /* T6: read (acquire) above, so no thief writes it now */
 	atom_store_rel_64(ts_word(q), TS(h, h));
 	q->split_ = q->head_ = s;
 	q->publish_ = 1;
-	*stolen = 1;
-	return s;
+	return (weft_tslot_t *)((uintptr_t)s | WEFT_TSLOT_STOLEN);
 }
 
 weft_tdq_t *weft_tdq_enter_(void)

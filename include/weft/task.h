@@ -96,7 +96,7 @@ struct weft_tdq {
 
 WEFT_EXTERN weft_tslot_t *weft_tdq_overflow_(weft_tdq_t *q);
 WEFT_EXTERN void weft_tdq_publish_(weft_tdq_t *q);
-WEFT_EXTERN weft_tslot_t *weft_tdq_sync_(weft_tdq_t *q, int *stolen);
+WEFT_EXTERN weft_tslot_t *weft_tdq_sync_(weft_tdq_t *q);
 WEFT_EXTERN weft_tdq_t *weft_tdq_enter_(void);
 WEFT_EXTERN void weft_tdq_leave_(weft_tdq_t *q);
 
@@ -110,26 +110,36 @@ static inline weft_tslot_t *weft_tdq_slot_(weft_tdq_t *q)
 
 static inline void weft_tdq_push_(weft_tdq_t *q, weft_tslot_t *s, weft_tslot_fn run)
 {
-	s->run_ = run;
-	s->done_ = 0;
+	s->run_ = run; /* done_ is 0: tdq.c, T6 */
 	q->head_ = s + 1;
 	if (__builtin_expect(q->publish_ | __atomic_load_n(&q->movesplit_, __ATOMIC_RELAXED), 0))
 		weft_tdq_publish_(q);
 }
 
-/* The slot of the newest unsynced spawn.  *stolen = 0: nobody ran it, the
- * arguments are in the slot; 1: a thief ran it, the result is. */
-static inline weft_tslot_t *weft_tdq_pop_(weft_tdq_t *q, int *stolen)
+/* The slot of the newest unsynced spawn: untagged when nobody ran it (the
+ * arguments are in the slot), tagged with WEFT_TSLOT_STOLEN when a thief
+ * ran it (the result is). */
+#define WEFT_TSLOT_STOLEN ((uintptr_t)1)
+static inline weft_tslot_t *weft_tdq_pop_(weft_tdq_t *q)
 {
 	weft_tslot_t *s = q->head_;
 	if (__builtin_expect(s > q->split_, 1)) {
 		q->head_ = --s;
 		if (__builtin_expect(__atomic_load_n(&q->movesplit_, __ATOMIC_RELAXED) != 0, 0))
 			weft_tdq_publish_(q);
-		*stolen = 0;
 		return s;
 	}
-	return weft_tdq_sync_(q, stolen);
+	return weft_tdq_sync_(q);
+}
+
+static inline int weft_tslot_stolen_(const weft_tslot_t *s)
+{
+	return ((uintptr_t)s & WEFT_TSLOT_STOLEN) != 0;
+}
+
+static inline weft_tslot_t *weft_tslot_untag_(weft_tslot_t *s)
+{
+	return (weft_tslot_t *)((uintptr_t)s & ~WEFT_TSLOT_STOLEN);
 }
 
 #define WEFT_TASK_PAYLOAD_(NAME, s) ((union NAME##_weft_pl_ *)(void *)(s)->u_.bytes_)
@@ -166,12 +176,12 @@ static inline weft_tslot_t *weft_tdq_pop_(weft_tdq_t *q, int *stolen)
 	}                                                                                      \
 	static inline RT NAME##_weft_sync_(weft_tdq_t *weft_tdq_)                              \
 	{                                                                                      \
-		int st_;                                                                       \
-		weft_tslot_t *s_ = weft_tdq_pop_(weft_tdq_, &st_);                             \
-		union NAME##_weft_pl_ *p_ = WEFT_TASK_PAYLOAD_(NAME, s_);                      \
-		if (__builtin_expect(!st_, 1))                                                 \
+		weft_tslot_t *s_ = weft_tdq_pop_(weft_tdq_);                                   \
+		if (__builtin_expect(!weft_tslot_stolen_(s_), 1)) {                            \
+			union NAME##_weft_pl_ *p_ = WEFT_TASK_PAYLOAD_(NAME, s_);              \
 			return NAME##_weft_body_ ARGS;                                         \
-		return p_->r;                                                                  \
+		}                                                                              \
+		return WEFT_TASK_PAYLOAD_(NAME, weft_tslot_untag_(s_))->r;                     \
 	}                                                                                      \
 	static inline __attribute__((unused)) RT NAME##_weft_root_ ROOTPARAMS                  \
 	{                                                                                      \
@@ -195,11 +205,11 @@ static inline weft_tslot_t *weft_tdq_pop_(weft_tdq_t *q, int *stolen)
 	}                                                                                      \
 	static inline void NAME##_weft_sync_(weft_tdq_t *weft_tdq_)                            \
 	{                                                                                      \
-		int st_;                                                                       \
-		weft_tslot_t *s_ = weft_tdq_pop_(weft_tdq_, &st_);                             \
-		union NAME##_weft_pl_ *p_ = WEFT_TASK_PAYLOAD_(NAME, s_);                      \
-		if (__builtin_expect(!st_, 1))                                                 \
+		weft_tslot_t *s_ = weft_tdq_pop_(weft_tdq_);                                   \
+		if (__builtin_expect(!weft_tslot_stolen_(s_), 1)) {                            \
+			union NAME##_weft_pl_ *p_ = WEFT_TASK_PAYLOAD_(NAME, s_);              \
 			NAME##_weft_body_ ARGS;                                                \
+		}                                                                              \
 	}                                                                                      \
 	static inline __attribute__((unused)) void NAME##_weft_root_ ROOTPARAMS                \
 	{                                                                                      \
