@@ -287,7 +287,9 @@ WEFT_EXTERN int weft_go(weft_runtime_t *rt, weft_task_fn fn, void *arg);
 WEFT_EXTERN int weft_in_fiber(void);
 
 /* In a fiber: let the worker run its other work, then continue (maybe on
- * another worker).  Elsewhere: sched_yield(). */
+ * another worker).  In a plain task, or in a typed task's body (weft/task.h):
+ * run one other task in place, if there is one.  Off the workers:
+ * sched_yield(). */
 WEFT_EXTERN void weft_yield(void);
 
 /* Operation codes of weft_op_t. */

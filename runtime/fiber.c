@@ -503,16 +503,26 @@ int weft_in_fiber(void)
 	return weft__fiber_self() != NULL;
 }
 
+static bool second_call(void *calls)
+{
+	return (*(int *)calls)++ > 0;
+}
+
 void weft_yield(void)
 {
 	struct weft__worker *w = weft__self_fresh();
 	struct weft__fiber *f = w ? w->fiber : NULL;
 
-	if (!f) {
+	if (!w) {
 		sched_yield();
 		return;
 	}
-	if (weft__tdq_pinned(&w->tdq))
-		return; /* a task body is on this stack (tdq.c, Fibers) */
+	if (!f || weft__tdq_pinned(&w->tdq)) {
+		/* A plain task, or a task body on this stack (tdq.c, Fibers):
+		 * no switching, so run one other task here, if there is one. */
+		int calls = 0;
+		weft__help_until(w, second_call, &calls);
+		return;
+	}
 	switch_out(w, f, after_yield, f, 0);
 }

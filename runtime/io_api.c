@@ -346,7 +346,7 @@ int weft_close(int fd)
 		 * reused: other workers acknowledge their cancellations. */
 		uint32_t acks = 0;
 		(void)weft__io_cancel_fd(w->rt, fd, &acks);
-		if (w->fiber) {
+		if (w->fiber && !weft__tdq_pinned(&w->tdq)) {
 			while (atom_load_32(&acks))
 				weft_yield();
 		} else if (atom_load_32(&acks)) {

@@ -114,8 +114,8 @@ static bool steal_from(struct weft__worker *w, unsigned v, struct weft__task *t)
 		WEFT_STAT_INC(w, steal_attempts);
 	WEFT_STAT_INC(w, steal_attempts);
 	if (r != WEFT_STEAL_OK)
-		while ((r = weft__tdq_steal(&victim->tdq, t)) == WEFT_STEAL_ABORT)
-			;
+		while ((r = weft__tdq_steal(&victim->tdq, t, true)) == WEFT_STEAL_ABORT)
+			WEFT_STAT_INC(w, steal_attempts);
 	if (r != WEFT_STEAL_OK)
 		return false;
 	WEFT_STAT_INC(w, steals);
@@ -290,9 +290,12 @@ void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg)
 	bool on_fiber = w->fiber != NULL;
 
 	WEFT_TRACE(w, WEFT_EV_WAIT_BEGIN, 0, 0);
+	/* What we wait for may be a typed task spawned and not yet synced on
+	 * this stack: make those runnable, here too (tdq.c). */
+	weft__tdq_expose(&w->tdq);
 	while (!done(arg)) {
 		struct weft__worker *ran = NULL;
-		if (take_local(w, &t, false, true)) {
+		if (take_local(w, &t, false, true) || weft__tdq_steal(&w->tdq, &t, false) == WEFT_STEAL_OK) {
 			if (on_fiber)
 				ran = weft__run_task_fiber(w, &t);
 			else

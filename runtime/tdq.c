@@ -54,9 +54,12 @@
  *
  * Memory ordering
  *   (P) the owner writes a slot's fields (plain), then publishes it with
- *       a release store or a CAS of ts_; (C) a thief's successful CAS
- *       (acq_rel, seq_cst here) reads a value in ts_'s release sequence,
- *       so it sees the slot whole.  (D) the thief stores the result, then
+ *       a release store, or a release fence and a CAS, of ts_; (C) a
+ *       thief's successful CAS reads a value in ts_'s release sequence, and
+ *       an acquire fence after it orders the thief's reads of the slot
+ *       after it (ck_pr's CAS carries no ordering on AArch64).  This
+ *       matters under ABA: the value the thief read may be an older
+ *       publication of the same index, and only the CAS's read is recent.  (D) the thief stores the result, then
  *       done_ with release; the owner loads done_ with acquire before it
  *       reads the result or reuses the slot.  movesplit_ is a hint with
  *       relaxed accesses: a lost or late one delays a publication, never
@@ -68,6 +71,14 @@
  * entered (weft_tdq_enter_, weft__tslot_run) and the suspension points
  * (io_api.c, future.c, fiber.c) wait in place while it is nonzero.  A
  * fiber resumed by a helping worker starts with depth_ 0 (fiber.c).
+ *
+ * Waiting with unsynced spawns.  A body that waits (I/O, a future, a
+ * group) before it syncs may wait for one of its own spawns: a writer to
+ * the pipe it reads, say.  Private slots run only at their sync, so
+ * weft__help_until first publishes all of them (weft__tdq_expose) and
+ * then claims public slots of its own deque as a thief would (a later
+ * sync finds them taken, T4, and their done_ set).  Chunk slots (T5)
+ * cannot be published: a wait that depends on one of them waits for ever.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -158,33 +169,51 @@ static void chunk_pop(weft_tdq_t *q)
 	free(c);
 }
 
+/* Move split up to nsplit (> split), making those slots public. */
+static void publish_upto(weft_tdq_t *q, uint32_t nsplit)
+{
+	struct weft__worker *w = q->owner_;
+
+	if (q->publish_) {
+		/* Frozen at (split, split) (T3). */
+		atom_store_rel_64(ts_word(q), TS(idx(q, q->split_), nsplit)); /* (P) */
+		q->publish_ = 0;
+	} else {
+		atom_fence_rel(); /* (P) */
+		for (;;) {
+			int64_t ts = atom_load_acq_64(ts_word(q));
+			if (atom_cas_64(ts_word(q), ts, TS(TS_TOP(ts), nsplit)))
+				break;
+		}
+	}
+	q->split_ = q->base_ + nsplit;
+	atom_store_32(&q->movesplit_, 0);
+	weft__notify(w->rt, &w->rt->idle);
+}
+
+/* Whether q has private slots that may be published: chunk slots stay
+ * private (T5), and off the workers nobody could take them. */
+static bool can_publish(const weft_tdq_t *q)
+{
+	return !q->chunk_ && q->owner_ && q->head_ != q->split_;
+}
+
 void weft_tdq_publish_(weft_tdq_t *q)
 {
 	uint32_t split, head;
 
-	if (q->chunk_ || !q->owner_)
-		return; /* chunk slots stay private (T5) */
+	if (!can_publish(q))
+		return; /* nothing to give: keep the request for the next spawn */
 	split = idx(q, q->split_);
 	head = idx(q, q->head_);
-	if (head == split)
-		return; /* nothing private: keep the request for the next spawn */
-	if (q->publish_) {
-		/* Frozen at (split, split) (T3): publish every private slot. */
-		atom_store_rel_64(ts_word(q), TS(split, head)); /* (P) */
-		q->publish_ = 0;
-		q->split_ = q->head_;
-	} else {
-		uint32_t nsplit = split + (head - split + 1) / 2;
-		for (;;) {
-			int64_t ts = atom_load_acq_64(ts_word(q));
-			if (atom_cas_64(ts_word(q), ts, TS(TS_TOP(ts), nsplit))) /* (P) */
-				break;
-		}
-		q->split_ = q->base_ + nsplit;
-	}
-	atom_store_32(&q->movesplit_, 0);
-	struct weft__worker *w = q->owner_;
-	weft__notify(w->rt, &w->rt->idle);
+	/* After an empty public part, everything; on request, half. */
+	publish_upto(q, q->publish_ ? head : split + (head - split + 1) / 2);
+}
+
+void weft__tdq_expose(weft_tdq_t *q)
+{
+	if (can_publish(q))
+		publish_upto(q, idx(q, q->head_));
 }
 
 static bool slot_done(void *s)
@@ -240,21 +269,25 @@ weft_tdq_t *weft_tdq_enter_(void)
 
 void weft_tdq_leave_(weft_tdq_t *q)
 {
-	q->depth_--;
+	/* Off the workers nothing is left below the outermost WEFT_RUN: free
+	 * the chunk its last sync emptied (the next sync would have). */
+	if (--q->depth_ == 0 && !q->owner_ && q->chunk_ && q->head_ == ((struct chunk *)q->chunk_)->slot)
+		chunk_pop(q);
 }
 
-enum weft__steal weft__tdq_steal(weft_tdq_t *q, struct weft__task *out)
+enum weft__steal weft__tdq_steal(weft_tdq_t *q, struct weft__task *out, bool ask)
 {
 	int64_t ts = atom_load_acq_64(ts_word(q));
 	uint32_t top = TS_TOP(ts);
 
 	if (top >= TS_SPLIT(ts)) {
-		if (!atom_load_32(&q->movesplit_))
+		if (ask && !atom_load_32(&q->movesplit_))
 			atom_store_32(&q->movesplit_, 1);
 		return WEFT_STEAL_EMPTY;
 	}
-	if (!atom_cas_64(ts_word(q), ts, TS(top + 1, TS_SPLIT(ts)))) /* (C) */
+	if (!atom_cas_64(ts_word(q), ts, TS(top + 1, TS_SPLIT(ts))))
 		return WEFT_STEAL_ABORT;
+	atom_fence_acq(); /* (C) */
 	out->fn = weft__tslot_run;
 	out->arg = q->base_ + top;
 	out->group = NULL;

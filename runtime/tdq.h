@@ -18,9 +18,14 @@ int weft__tdq_init(weft_tdq_t *q, struct weft__worker *w);
 void weft__tdq_fini(weft_tdq_t *q);
 
 /* Claim the oldest public slot of q as a task {weft__tslot_run, slot}.
- * Any thread but q's owner.  On an empty public part, asks the owner to
- * publish more (movesplit) and returns WEFT_STEAL_EMPTY. */
-enum weft__steal weft__tdq_steal(weft_tdq_t *q, struct weft__task *out);
+ * Any worker, q's owner included (while it helps).  On an empty public
+ * part returns WEFT_STEAL_EMPTY and, when ask, asks the owner to publish
+ * more (movesplit). */
+enum weft__steal weft__tdq_steal(weft_tdq_t *q, struct weft__task *out, bool ask);
+
+/* Publish every private slot of q (tdq.c, Waiting with unsynced spawns).
+ * Owner worker. */
+void weft__tdq_expose(weft_tdq_t *q);
 
 /* Whether q has public slots (a hint, for the park protocol's re-check). */
 bool weft__tdq_visible(weft_tdq_t *q);

@@ -22,4 +22,5 @@ run() {
 	[ "$out" = "$2" ]
 }
 run 1 "fib(40) = 102334155"
-run 2 "echoed: hello"
+run 2 "fib(40) = 102334155"
+run 3 "echoed: hello"

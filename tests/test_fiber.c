@@ -267,11 +267,23 @@ IO_TEST(fiber, rounding_mode_is_per_fiber)
 	cr_assert_eq(fegetround(), FE_TONEAREST);
 }
 
-/* weft_yield off the workers and in a plain task: just returns. */
+/* weft_yield off the workers returns; in a plain task it runs another
+ * task in place, so a plain task can yield until its own spawn ran, even
+ * on 1 worker. */
+static void set_flag(void *p)
+{
+	atomic_store((atomic_int *)p, 1);
+}
+
 static void yield_in_task(void *p)
 {
-	atomic_int *n = p;
-	weft_yield();
+	atomic_int *n = p, flag = 0;
+	weft_group_t g;
+	weft_group_init(&g);
+	T_CHECK_EQ(weft_spawn(&g, set_flag, &flag), 0);
+	while (!atomic_load(&flag))
+		weft_yield();
+	T_CHECK_EQ(weft_wait(&g), 0);
 	atomic_fetch_add(n, 1);
 }
 
@@ -281,6 +293,7 @@ IO_TEST(fiber, yield_outside_fibers)
 	weft_yield(); /* test thread: sched_yield */
 	atomic_int n = 0;
 	t_run(rt, yield_in_task, &n);
+	T_ASSERT_CLEAN();
 	cr_assert_eq(atomic_load(&n), 1);
 	t_destroy(rt);
 }

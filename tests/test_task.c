@@ -11,6 +11,9 @@
  *   - a fiber running a task body does not suspend (weft_sleep and
  *     weft_yield in there still work, the fiber stays on its worker), and
  *     suspends again once the body returned;
+ *   - a body that waits before its syncs, for something one of its own
+ *     unsynced spawns does (write a pipe, set a flag), finishes on 1, 2
+ *     and 4 workers, in a plain task and in a fiber;
  *   - a WEFT_SYNC with nothing to pair with aborts with a message.
  */
 #define _GNU_SOURCE
@@ -347,6 +350,96 @@ Test(task, fiber_does_not_move_inside_a_body, .timeout = 60)
 	cr_assert_eq(atomic_load(&st.done), NFIBERS);
 	cr_assert_eq(atomic_load(&st.bad), 0);
 	cr_assert_eq(atomic_load(&st.moved), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting inside a body for an unsynced spawn of its own               */
+
+static int wait_pipe[2];
+static atomic_int wait_flag;
+
+WEFT_TASK_1(int, nop, int, i)
+{
+	return i;
+}
+
+WEFT_TASK_1(int, pipe_writer, int, fd)
+{
+	char c = 'x';
+	return (int)write(fd, &c, 1);
+}
+
+WEFT_TASK_1(int, flag_setter, int, v)
+{
+	atomic_store(&wait_flag, v);
+	return v;
+}
+
+/* Spawns nop (public at once: the public part is empty) and then a
+ * writer (private), then reads the pipe the writer writes: the read can
+ * finish only if the wait makes the writer run. */
+WEFT_TASK_1(int, reader, int, x)
+{
+	char c = 0;
+	WEFT_SPAWN(nop, 1);
+	WEFT_SPAWN(pipe_writer, wait_pipe[1]);
+	T_CHECK_EQ(weft_read(wait_pipe[0], &c, 1, -1), 1);
+	T_CHECK_EQ(c, 'x');
+	int w = WEFT_SYNC(pipe_writer);
+	return x + w + WEFT_SYNC(nop);
+}
+
+/* The same with a weft_yield loop on a flag. */
+WEFT_TASK_1(int, yielder, int, x)
+{
+	WEFT_SPAWN(nop, 1);
+	WEFT_SPAWN(flag_setter, 1);
+	while (!atomic_load(&wait_flag))
+		weft_yield();
+	int v = WEFT_SYNC(flag_setter);
+	return x + v + WEFT_SYNC(nop);
+}
+
+struct wait_arg {
+	atomic_int done;
+	int r1, r2;
+};
+
+static void waiting_bodies(void *p)
+{
+	struct wait_arg *a = p;
+	a->r1 = WEFT_RUN(reader, 10);
+	atomic_store(&wait_flag, 0);
+	a->r2 = WEFT_RUN(yielder, 20);
+	atomic_store(&a->done, 1);
+}
+
+Test(task, body_waits_for_its_own_spawn, .timeout = 60)
+{
+	cr_assert_eq(pipe(wait_pipe), 0);
+	for (unsigned workers = 1; workers <= 4; workers *= 2) {
+		for (int in_fiber = 0; in_fiber <= 1; in_fiber++) {
+			weft_runtime_t *rt = t_runtime(workers);
+			struct wait_arg a;
+			atomic_init(&a.done, 0);
+			a.r1 = a.r2 = 0;
+			if (in_fiber) {
+				cr_assert_eq(weft_go(rt, waiting_bodies, &a), 0);
+				double t0 = t_now();
+				while (!atomic_load(&a.done) && t_now() - t0 < 20)
+					t_sleep_ms(1);
+			} else {
+				t_run(rt, waiting_bodies, &a);
+			}
+			t_destroy(rt);
+			T_ASSERT_CLEAN();
+			cr_assert(atomic_load(&a.done), "%u workers, fiber %d: stuck", workers, in_fiber);
+			cr_assert_eq(a.r1, 12);
+			cr_assert_eq(a.r2, 22);
+		}
+	}
+	close(wait_pipe[0]);
+	close(wait_pipe[1]);
 }
 
 /* ------------------------------------------------------------------ */

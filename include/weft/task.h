@@ -42,10 +42,14 @@
  *     too deep recursion would.  A WEFT_SYNC with no WEFT_SPAWN to pair
  *     with aborts with a message: there is no result it could return.
  *   - While a task body is on a fiber's stack, that fiber does not
- *     suspend: weft I/O, weft_sleep and weft_future_wait made there wait
- *     the way they do in a plain task (the worker runs other tasks
- *     meanwhile), and weft_yield returns at once.  The stack of unsynced
- *     spawns belongs to the worker, so the fiber must not move.
+ *     suspend: weft I/O, weft_sleep, weft_future_wait and weft_close made
+ *     there wait the way they do in a plain task (the worker runs other
+ *     tasks meanwhile), and weft_yield runs one other task in place.  The
+ *     stack of unsynced spawns belongs to the worker, so the fiber must
+ *     not move.  A body that waits before it syncs makes its unsynced
+ *     spawns stealable first, and runs them itself if nobody else does.
+ *   - Names ending in _weft_*_ and weft_*_ are the macros' own; task
+ *     parameters must not use them.
  *
  * The types below are public only so that the inline code can use them:
  * their fields are not API and change with the library's soname.
@@ -142,101 +146,108 @@ static inline weft_tslot_t *weft_tslot_untag_(weft_tslot_t *s)
 	return (weft_tslot_t *)((uintptr_t)s & ~WEFT_TSLOT_STOLEN);
 }
 
+#ifdef __cplusplus
+#define WEFT_STATIC_ASSERT_ static_assert
+#else
+#define WEFT_STATIC_ASSERT_ _Static_assert
+#endif
+
 #define WEFT_TASK_PAYLOAD_(NAME, s) ((union NAME##_weft_pl_ *)(void *)(s)->u_.bytes_)
 
 /* The parts common to WEFT_TASK_n and WEFT_VOID_TASK_n.  PARAMS: the
  * parameter list with the hidden deque first; FIELDS: the argument fields;
- * STORE: statements storing the arguments into p_; ARGS: the body's
- * arguments read from p_; ROOTPARAMS and ROOTARGS: the same for
+ * STORE: statements storing the arguments into weft_p_; ARGS: the body's
+ * arguments read from weft_p_; ROOTPARAMS and ROOTARGS: the same for
  * WEFT_RUN, without the hidden deque. */
-#define WEFT_TASK_COMMON_(NAME, PARAMS, STORE)                                                 \
-	_Static_assert(sizeof(union NAME##_weft_pl_) <= WEFT_TSLOT_PAYLOAD,                    \
-	               #NAME ": task arguments and result exceed 48 bytes");                   \
-	static void NAME##_weft_run_(weft_tdq_t *weft_tdq_, weft_tslot_t *s_)                  \
-		__attribute__((unused));                                                       \
-	static inline void NAME##_weft_spawn_ PARAMS                                           \
-	{                                                                                      \
-		weft_tslot_t *s_ = weft_tdq_slot_(weft_tdq_);                                  \
-		union NAME##_weft_pl_ *p_ = WEFT_TASK_PAYLOAD_(NAME, s_);                      \
-		STORE                                                                          \
-		weft_tdq_push_(weft_tdq_, s_, NAME##_weft_run_);                               \
+#define WEFT_TASK_COMMON_(NAME, PARAMS, STORE)                                                  \
+	WEFT_STATIC_ASSERT_(sizeof(union NAME##_weft_pl_) <= WEFT_TSLOT_PAYLOAD,                \
+	               #NAME ": task arguments and result exceed 48 bytes");                    \
+	static void NAME##_weft_run_(weft_tdq_t *weft_tdq_, weft_tslot_t *weft_s_)              \
+		__attribute__((unused));                                                        \
+	static inline void NAME##_weft_spawn_ PARAMS                                            \
+	{                                                                                       \
+		weft_tslot_t *weft_s_ = weft_tdq_slot_(weft_tdq_);                              \
+		union NAME##_weft_pl_ *weft_p_ = WEFT_TASK_PAYLOAD_(NAME, weft_s_);             \
+		STORE                                                                           \
+		weft_tdq_push_(weft_tdq_, weft_s_, NAME##_weft_run_);                           \
 	}
 
-#define WEFT_TASK_(RT, NAME, PARAMS, FIELDS, STORE, ARGS, ROOTPARAMS, ROOTARGS)                \
-	static RT NAME##_weft_body_ PARAMS;                                                    \
-	union NAME##_weft_pl_ {                                                                \
-		struct { FIELDS } a;                                                           \
-		RT r;                                                                          \
-	};                                                                                     \
-	WEFT_TASK_COMMON_(NAME, PARAMS, STORE)                                                 \
-	static void NAME##_weft_run_(weft_tdq_t *weft_tdq_, weft_tslot_t *s_)                  \
-	{                                                                                      \
-		union NAME##_weft_pl_ *p_ = WEFT_TASK_PAYLOAD_(NAME, s_);                      \
-		p_->r = NAME##_weft_body_ ARGS;                                                \
-	}                                                                                      \
-	static inline RT NAME##_weft_sync_(weft_tdq_t *weft_tdq_)                              \
-	{                                                                                      \
-		weft_tslot_t *s_ = weft_tdq_pop_(weft_tdq_);                                   \
-		if (__builtin_expect(!weft_tslot_stolen_(s_), 1)) {                            \
-			union NAME##_weft_pl_ *p_ = WEFT_TASK_PAYLOAD_(NAME, s_);              \
-			return NAME##_weft_body_ ARGS;                                         \
-		}                                                                              \
-		return WEFT_TASK_PAYLOAD_(NAME, weft_tslot_untag_(s_))->r;                     \
-	}                                                                                      \
-	static inline __attribute__((unused)) RT NAME##_weft_root_ ROOTPARAMS                  \
-	{                                                                                      \
-		weft_tdq_t *weft_tdq_ = weft_tdq_enter_();                                     \
-		RT r_ = NAME##_weft_body_ ROOTARGS;                                            \
-		weft_tdq_leave_(weft_tdq_);                                                    \
-		return r_;                                                                     \
-	}                                                                                      \
+#define WEFT_TASK_(RT, NAME, PARAMS, FIELDS, STORE, ARGS, ROOTPARAMS, ROOTARGS)                 \
+	static RT NAME##_weft_body_ PARAMS;                                                     \
+	union NAME##_weft_pl_ {                                                                 \
+		struct { FIELDS } a;                                                            \
+		RT r;                                                                           \
+	};                                                                                      \
+	WEFT_TASK_COMMON_(NAME, PARAMS, STORE)                                                  \
+	static void NAME##_weft_run_(weft_tdq_t *weft_tdq_, weft_tslot_t *weft_s_)              \
+	{                                                                                       \
+		union NAME##_weft_pl_ *weft_p_ = WEFT_TASK_PAYLOAD_(NAME, weft_s_);             \
+		weft_p_->r = NAME##_weft_body_ ARGS;                                            \
+	}                                                                                       \
+	static inline RT NAME##_weft_sync_(weft_tdq_t *weft_tdq_)                               \
+	{                                                                                       \
+		weft_tslot_t *weft_s_ = weft_tdq_pop_(weft_tdq_);                               \
+		if (__builtin_expect(!weft_tslot_stolen_(weft_s_), 1)) {                        \
+			union NAME##_weft_pl_ *weft_p_ = WEFT_TASK_PAYLOAD_(NAME, weft_s_);     \
+			return NAME##_weft_body_ ARGS;                                          \
+		}                                                                               \
+		return WEFT_TASK_PAYLOAD_(NAME, weft_tslot_untag_(weft_s_))->r;                 \
+	}                                                                                       \
+	static inline __attribute__((unused)) RT NAME##_weft_root_ ROOTPARAMS                   \
+	{                                                                                       \
+		weft_tdq_t *weft_tdq_ = weft_tdq_enter_();                                      \
+		RT weft_r_ = NAME##_weft_body_ ROOTARGS;                                        \
+		weft_tdq_leave_(weft_tdq_);                                                     \
+		return weft_r_;                                                                 \
+	}                                                                                       \
 	static RT NAME##_weft_body_ PARAMS
 
-#define WEFT_VOID_TASK_(NAME, PARAMS, FIELDS, STORE, ARGS, ROOTPARAMS, ROOTARGS)               \
-	static void NAME##_weft_body_ PARAMS;                                                  \
-	union NAME##_weft_pl_ {                                                                \
-		struct { FIELDS } a;                                                           \
-	};                                                                                     \
-	WEFT_TASK_COMMON_(NAME, PARAMS, STORE)                                                 \
-	static void NAME##_weft_run_(weft_tdq_t *weft_tdq_, weft_tslot_t *s_)                  \
-	{                                                                                      \
-		union NAME##_weft_pl_ *p_ = WEFT_TASK_PAYLOAD_(NAME, s_);                      \
-		NAME##_weft_body_ ARGS;                                                        \
-	}                                                                                      \
-	static inline void NAME##_weft_sync_(weft_tdq_t *weft_tdq_)                            \
-	{                                                                                      \
-		weft_tslot_t *s_ = weft_tdq_pop_(weft_tdq_);                                   \
-		if (__builtin_expect(!weft_tslot_stolen_(s_), 1)) {                            \
-			union NAME##_weft_pl_ *p_ = WEFT_TASK_PAYLOAD_(NAME, s_);              \
-			NAME##_weft_body_ ARGS;                                                \
-		}                                                                              \
-	}                                                                                      \
-	static inline __attribute__((unused)) void NAME##_weft_root_ ROOTPARAMS                \
-	{                                                                                      \
-		weft_tdq_t *weft_tdq_ = weft_tdq_enter_();                                     \
-		NAME##_weft_body_ ROOTARGS;                                                    \
-		weft_tdq_leave_(weft_tdq_);                                                    \
-	}                                                                                      \
+#define WEFT_VOID_TASK_(NAME, PARAMS, FIELDS, STORE, ARGS, ROOTPARAMS, ROOTARGS)                \
+	static void NAME##_weft_body_ PARAMS;                                                   \
+	union NAME##_weft_pl_ {                                                                 \
+		struct { FIELDS } a;                                                            \
+	};                                                                                      \
+	WEFT_TASK_COMMON_(NAME, PARAMS, STORE)                                                  \
+	static void NAME##_weft_run_(weft_tdq_t *weft_tdq_, weft_tslot_t *weft_s_)              \
+	{                                                                                       \
+		union NAME##_weft_pl_ *weft_p_ = WEFT_TASK_PAYLOAD_(NAME, weft_s_);             \
+		NAME##_weft_body_ ARGS;                                                         \
+	}                                                                                       \
+	static inline void NAME##_weft_sync_(weft_tdq_t *weft_tdq_)                             \
+	{                                                                                       \
+		weft_tslot_t *weft_s_ = weft_tdq_pop_(weft_tdq_);                               \
+		if (__builtin_expect(!weft_tslot_stolen_(weft_s_), 1)) {                        \
+			union NAME##_weft_pl_ *weft_p_ = WEFT_TASK_PAYLOAD_(NAME, weft_s_);     \
+			NAME##_weft_body_ ARGS;                                                 \
+		}                                                                               \
+	}                                                                                       \
+	static inline __attribute__((unused)) void NAME##_weft_root_ ROOTPARAMS                 \
+	{                                                                                       \
+		weft_tdq_t *weft_tdq_ = weft_tdq_enter_();                                      \
+		NAME##_weft_body_ ROOTARGS;                                                     \
+		weft_tdq_leave_(weft_tdq_);                                                     \
+	}                                                                                       \
 	static void NAME##_weft_body_ PARAMS
 
 /* The argument plumbing of each arity.  A body need not spawn, so the
  * hidden deque may go unused. */
 #define WEFT_TDQ_PARAM_ weft_tdq_t *weft_tdq_ __attribute__((unused))
-#define WEFT_TA1_(T1, A1)                                                                      \
-	(WEFT_TDQ_PARAM_, T1 A1), T1 a1;, p_->a.a1 = A1;, (weft_tdq_, p_->a.a1), (T1 A1), \
+#define WEFT_TA1_(T1, A1)                                                                       \
+	(WEFT_TDQ_PARAM_, T1 A1), T1 a1;, weft_p_->a.a1 = A1;, (weft_tdq_, weft_p_->a.a1), (T1 A1), \
 	(weft_tdq_, A1)
-#define WEFT_TA2_(T1, A1, T2, A2)                                                              \
-	(WEFT_TDQ_PARAM_, T1 A1, T2 A2), T1 a1; T2 a2;, p_->a.a1 = A1; p_->a.a2 = A2;,    \
-	(weft_tdq_, p_->a.a1, p_->a.a2), (T1 A1, T2 A2), (weft_tdq_, A1, A2)
-#define WEFT_TA3_(T1, A1, T2, A2, T3, A3)                                                      \
-	(WEFT_TDQ_PARAM_, T1 A1, T2 A2, T3 A3), T1 a1; T2 a2; T3 a3;,                     \
-	p_->a.a1 = A1; p_->a.a2 = A2; p_->a.a3 = A3;, (weft_tdq_, p_->a.a1, p_->a.a2, p_->a.a3), \
+#define WEFT_TA2_(T1, A1, T2, A2)                                                               \
+	(WEFT_TDQ_PARAM_, T1 A1, T2 A2), T1 a1; T2 a2;, weft_p_->a.a1 = A1; weft_p_->a.a2 = A2;, \
+	(weft_tdq_, weft_p_->a.a1, weft_p_->a.a2), (T1 A1, T2 A2), (weft_tdq_, A1, A2)
+#define WEFT_TA3_(T1, A1, T2, A2, T3, A3)                                                       \
+	(WEFT_TDQ_PARAM_, T1 A1, T2 A2, T3 A3), T1 a1; T2 a2; T3 a3;,                           \
+	weft_p_->a.a1 = A1; weft_p_->a.a2 = A2; weft_p_->a.a3 = A3;,                            \
+	(weft_tdq_, weft_p_->a.a1, weft_p_->a.a2, weft_p_->a.a3),                               \
 	(T1 A1, T2 A2, T3 A3), (weft_tdq_, A1, A2, A3)
-#define WEFT_TA4_(T1, A1, T2, A2, T3, A3, T4, A4)                                              \
-	(WEFT_TDQ_PARAM_, T1 A1, T2 A2, T3 A3, T4 A4), T1 a1; T2 a2; T3 a3; T4 a4;,       \
-	p_->a.a1 = A1; p_->a.a2 = A2; p_->a.a3 = A3; p_->a.a4 = A4;,                            \
-	(weft_tdq_, p_->a.a1, p_->a.a2, p_->a.a3, p_->a.a4), (T1 A1, T2 A2, T3 A3, T4 A4),      \
-	(weft_tdq_, A1, A2, A3, A4)
+#define WEFT_TA4_(T1, A1, T2, A2, T3, A3, T4, A4)                                               \
+	(WEFT_TDQ_PARAM_, T1 A1, T2 A2, T3 A3, T4 A4), T1 a1; T2 a2; T3 a3; T4 a4;,             \
+	weft_p_->a.a1 = A1; weft_p_->a.a2 = A2; weft_p_->a.a3 = A3; weft_p_->a.a4 = A4;,        \
+	(weft_tdq_, weft_p_->a.a1, weft_p_->a.a2, weft_p_->a.a3, weft_p_->a.a4),                \
+	(T1 A1, T2 A2, T3 A3, T4 A4), (weft_tdq_, A1, A2, A3, A4)
 
 /* Expand the plumbing before the implementation macro splits it. */
 #define WEFT_TASK_X_(M, ...) M(__VA_ARGS__)
