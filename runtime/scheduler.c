@@ -19,7 +19,9 @@
  *      while helping (work-first: the child just spawned is hot in cache,
  *      and its parent stays stealable);
  *   3. the injector;
- *   4. one steal round: every other worker once, starting at a random one.
+ *   4. one steal round: every other worker once, starting at a random one,
+ *      its deque first, then the public part of its typed-task deque
+ *      (tdq.c), where an empty one asks its owner to publish more.
  * With nothing found the worker searches (steal rounds with ck_backoff
  * between them, each also reaping the own event state when it has
  * completions at hand, since only this worker can), then parks (park.c).
@@ -32,7 +34,8 @@
  * Invariants
  *   I1  a task record is run exactly once: it leaves a deque through exactly
  *       one successful take or steal (deque.h, I3), or the injector through
- *       exactly one dequeue (injector.h, I1).
+ *       exactly one dequeue (injector.h, I1).  A typed task runs at its sync
+ *       or through exactly one claim of its slot (tdq.c, T2).
  *   I2  a worker runs nested tasks only on its own stack, from inside
  *       weft_wait/weft_future_wait; it takes foreign (stolen or injected)
  *       work there only while the stack pointer is above stack_limit, so
