@@ -7,6 +7,9 @@
  *                       fork-join pair with nothing to steal in between
  *   spawn_flat  weft    ops spawns into one group, then one wait (the
  *                       deque grows; with 2+ workers the others steal)
+ * and the same two with typed tasks (runtime weft-task): WEFT_SPAWN then
+ * WEFT_SYNC, and ops WEFT_SPAWNs then ops WEFT_SYNCs (beyond a worker's
+ * 262144 slots the spawns go to private chunks, which nobody steals).
  *
  * The task increments a counter (atomically: it may run on another worker);
  * the check is that it ran exactly ops times.  ns per operation is
@@ -56,6 +59,39 @@ static void flat_root(void *p)
 		bench_fail("weft_wait", rc);
 }
 
+WEFT_VOID_TASK_1(tbump, long *, count)
+{
+	bump(count);
+}
+
+WEFT_VOID_TASK_2(tpair, long *, count, long, ops)
+{
+	for (long i = 0; i < ops; i++) {
+		WEFT_SPAWN(tbump, count);
+		WEFT_SYNC(tbump);
+	}
+}
+
+WEFT_VOID_TASK_2(tflat, long *, count, long, ops)
+{
+	for (long i = 0; i < ops; i++)
+		WEFT_SPAWN(tbump, count);
+	for (long i = 0; i < ops; i++)
+		WEFT_SYNC(tbump);
+}
+
+static void tpair_root(void *p)
+{
+	struct spawn_arg *a = p;
+	WEFT_RUN(tpair, &a->count, a->ops);
+}
+
+static void tflat_root(void *p)
+{
+	struct spawn_arg *a = p;
+	WEFT_RUN(tflat, &a->count, a->ops);
+}
+
 int main(int argc, char **argv)
 {
 	static const char own[] = "[--ops N] ";
@@ -94,15 +130,20 @@ int main(int argc, char **argv)
 	bench_report("spawn_call", "serial", 1, param, t, o.reps, result, ok);
 
 	static const struct {
-		const char *name;
+		const char *name, *rt;
 		weft_task_fn root;
-	} kinds[] = { { "spawn_pair", pair_root }, { "spawn_flat", flat_root } };
+	} kinds[] = {
+		{ "spawn_pair", "weft", pair_root },
+		{ "spawn_flat", "weft", flat_root },
+		{ "spawn_pair", "weft-task", tpair_root },
+		{ "spawn_flat", "weft-task", tflat_root },
+	};
 
 	for (int wi = 0; wi < o.nworkers; wi++) {
 		weft_runtime_t *rt = bench_weft_create(o.workers[wi]);
 		for (size_t kd = 0; kd < sizeof kinds / sizeof kinds[0]; kd++) {
 			if (!rt) {
-				bench_report(kinds[kd].name, "weft", o.workers[wi], param, t, 0, "error", 0);
+				bench_report(kinds[kd].name, kinds[kd].rt, o.workers[wi], param, t, 0, "error", 0);
 				continue;
 			}
 			ok = 1;
@@ -115,7 +156,7 @@ int main(int argc, char **argv)
 				}
 			}
 			snprintf(result, sizeof result, "%ld", a.count);
-			bench_report(kinds[kd].name, "weft", o.workers[wi], param, t, o.reps, result,
+			bench_report(kinds[kd].name, kinds[kd].rt, o.workers[wi], param, t, o.reps, result,
 			             ok && !bench_failed());
 		}
 		bench_weft_destroy(rt);

@@ -189,7 +189,7 @@ int weft_runtime_create(weft_runtime_t **out, const weft_config_t *cfg)
 			free_runtime(rt, i);
 			return -ENOMEM;
 		}
-		if (weft__tdq_init(&w->tdq, w)) {
+		if (weft__tdq_init(&w->tdq, w, c.workers)) {
 			free_runtime(rt, i + 1);
 			return -ENOMEM;
 		}

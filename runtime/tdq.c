@@ -34,7 +34,7 @@
  *       from the same value, so only one succeeds.
  *   T3  frozen: when top == split no thief's CAS can succeed (thieves CAS
  *       only when they read top < split, and a CAS from a stale value
- *       fails), so the owner may store ts_ plainly; publish_ == 1 exactly
+ *       fails), so the owner may store ts_ plainly; publish_ == 1 only
  *       when the owner knows top == split.
  *   T4  when a sync finds its slot stolen, every older slot was stolen too
  *       (top only grows, and the slot is the newest public one), so the
@@ -114,7 +114,7 @@ static uint32_t idx(const weft_tdq_t *q, const weft_tslot_t *s)
 	return (uint32_t)(s - q->base_);
 }
 
-int weft__tdq_init(weft_tdq_t *q, struct weft__worker *w)
+int weft__tdq_init(weft_tdq_t *q, struct weft__worker *w, unsigned nworkers)
 {
 	size_t size = (size_t)WEFT_TDQ_SLOTS * sizeof(weft_tslot_t);
 	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -123,7 +123,7 @@ int weft__tdq_init(weft_tdq_t *q, struct weft__worker *w)
 		return -ENOMEM;
 	q->base_ = q->head_ = q->split_ = m;
 	q->end_ = q->base_ + WEFT_TDQ_SLOTS;
-	q->publish_ = 1; /* T3: ts_ is (0, 0) */
+	q->publish_ = nworkers > 1; /* T3: ts_ is (0, 0); alone, no thieves */
 	q->depth_ = 0;
 	q->chunk_ = NULL;
 	q->owner_ = w;
@@ -191,6 +191,13 @@ static void publish_upto(weft_tdq_t *q, uint32_t nsplit)
 	weft__notify(w->rt, &w->rt->idle);
 }
 
+/* Whether q's runtime has parked workers (a hint). */
+static bool parked_workers(const weft_tdq_t *q)
+{
+	const struct weft__worker *w = q->owner_;
+	return w && atom_load_32(&w->rt->idle.nparked) != 0;
+}
+
 /* Whether q has private slots that may be published: chunk slots stay
  * private (T5), and off the workers nobody could take them. */
 static bool can_publish(const weft_tdq_t *q)
@@ -244,7 +251,12 @@ weft_tslot_t *weft_tdq_sync_(weft_tdq_t *q)
 			break;
 		if (atom_cas_64(ts_word(q), ts, TS(TS_TOP(ts), h))) {
 			q->split_ = q->head_ = s;
-			q->publish_ = TS_TOP(ts) == h; /* T3 */
+			/* T3.  The public part is empty now: publish the next
+			 * spawn at once only for a parked worker, which asks
+			 * no more; searching thieves ask through movesplit_.
+			 * Otherwise a loop of spawn+sync pairs would publish
+			 * and take back each one. */
+			q->publish_ = TS_TOP(ts) == h && parked_workers(q);
 			return s;
 		}
 	}

@@ -13,8 +13,8 @@
 
 struct weft__worker;
 
-/* Map w's slot array.  Returns 0 or -ENOMEM. */
-int weft__tdq_init(weft_tdq_t *q, struct weft__worker *w);
+/* Map w's slot array (nworkers: the runtime's).  Returns 0 or -ENOMEM. */
+int weft__tdq_init(weft_tdq_t *q, struct weft__worker *w, unsigned nworkers);
 void weft__tdq_fini(weft_tdq_t *q);
 
 /* Claim the oldest public slot of q as a task {weft__tslot_run, slot}.
