@@ -164,7 +164,7 @@ static inline weft_tslot_t *weft_tslot_untag_(weft_tslot_t *s)
 	               #NAME ": task arguments and result exceed 48 bytes");                    \
 	static void NAME##_weft_run_(weft_tdq_t *weft_tdq_, weft_tslot_t *weft_s_)              \
 		__attribute__((unused));                                                        \
-	static inline void NAME##_weft_spawn_ PARAMS                                            \
+	static inline __attribute__((unused)) void NAME##_weft_spawn_ PARAMS                    \
 	{                                                                                       \
 		weft_tslot_t *weft_s_ = weft_tdq_slot_(weft_tdq_);                              \
 		union NAME##_weft_pl_ *weft_p_ = WEFT_TASK_PAYLOAD_(NAME, weft_s_);             \
@@ -184,7 +184,7 @@ static inline weft_tslot_t *weft_tslot_untag_(weft_tslot_t *s)
 		union NAME##_weft_pl_ *weft_p_ = WEFT_TASK_PAYLOAD_(NAME, weft_s_);             \
 		weft_p_->r = NAME##_weft_body_ ARGS;                                            \
 	}                                                                                       \
-	static inline RT NAME##_weft_sync_(weft_tdq_t *weft_tdq_)                               \
+	static inline __attribute__((unused)) RT NAME##_weft_sync_(weft_tdq_t *weft_tdq_)       \
 	{                                                                                       \
 		weft_tslot_t *weft_s_ = weft_tdq_pop_(weft_tdq_);                               \
 		if (__builtin_expect(!weft_tslot_stolen_(weft_s_), 1)) {                        \
@@ -213,7 +213,7 @@ static inline weft_tslot_t *weft_tslot_untag_(weft_tslot_t *s)
 		union NAME##_weft_pl_ *weft_p_ = WEFT_TASK_PAYLOAD_(NAME, weft_s_);             \
 		NAME##_weft_body_ ARGS;                                                         \
 	}                                                                                       \
-	static inline void NAME##_weft_sync_(weft_tdq_t *weft_tdq_)                             \
+	static inline __attribute__((unused)) void NAME##_weft_sync_(weft_tdq_t *weft_tdq_)     \
 	{                                                                                       \
 		weft_tslot_t *weft_s_ = weft_tdq_pop_(weft_tdq_);                               \
 		if (__builtin_expect(!weft_tslot_stolen_(weft_s_), 1)) {                        \
