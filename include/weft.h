@@ -197,7 +197,9 @@ WEFT_EXTERN int weft_parallel_for(size_t begin, size_t end, size_t grain,
  */
 typedef struct weft_stats {
 	uint64_t tasks_run;      /* tasks run: derived, exact when quiescent (below) */
-	uint64_t spawns;         /* successful weft_spawn calls */
+	uint64_t spawns;         /* successful weft_spawn calls (typed tasks,
+	                            weft/task.h, count nowhere but in steals and,
+	                            when stolen, in the thief's tasks_run) */
 	uint64_t submits;        /* successful weft_submit calls (weft_run included) */
 	uint64_t injected;       /* tasks taken from the outside-submission queue */
 	uint64_t steal_attempts; /* steal tries on another worker's deque */

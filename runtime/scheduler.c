@@ -122,7 +122,10 @@ static bool steal_from(struct weft__worker *w, unsigned v, struct weft__task *t)
 	if (r != WEFT_STEAL_OK)
 		return false;
 	WEFT_STAT_INC(w, steals);
-	WEFT_STAT_STOLEN(victim);
+	/* A typed task was never counted as spawned, so its victim must not
+	 * count it as taken away (stats.h: tasks_run is derived). */
+	if (t->fn != weft__tslot_run)
+		WEFT_STAT_STOLEN(victim);
 	WEFT_TRACE(w, WEFT_EV_STEAL, v, task_fn_addr(t));
 	return true;
 }

@@ -61,6 +61,32 @@ Test(task, fib_2_workers, .timeout = 60) { check_fib(2, (unsigned)t_size(30, 25)
 Test(task, fib_4_workers, .timeout = 60) { check_fib(4, (unsigned)t_size(30, 25)); }
 Test(task, fib_8_workers, .timeout = 60) { check_fib(8, (unsigned)t_size(30, 25)); }
 
+/* Stolen typed tasks count in the thief's steals and tasks_run, and never
+ * as taken from the victim, whose derived tasks_run must not underflow:
+ * one worker spawns flat loops of leaves, the other only steals them. */
+static void flat_root(void *p);
+static uint64_t squares(uint64_t n);
+struct tree_arg {
+	uint64_t n, r;
+};
+
+Test(task, stats_count_typed_steals_sanely, .timeout = 60)
+{
+	weft_runtime_t *rt = t_runtime(2);
+	weft_stats_t total, per[2];
+	for (int rep = 0; rep < 20; rep++) {
+		struct tree_arg a = { 20000, 0 };
+		t_run(rt, flat_root, &a);
+		cr_assert_eq(a.r, squares(20000));
+	}
+	cr_assert_eq(weft_stats_get(rt, &total, per, 2), 2);
+	for (int i = 0; i < 2; i++)
+		cr_assert_lt(per[i].tasks_run, (uint64_t)1 << 40, "worker %d tasks_run %llu", i,
+		             (unsigned long long)per[i].tasks_run);
+	cr_assert_geq(total.tasks_run, total.steals);
+	t_destroy(rt);
+}
+
 Test(task, fib_off_the_workers, .timeout = 60)
 {
 	/* No runtime at all: the spawns run one after the other here. */
@@ -92,10 +118,6 @@ WEFT_TASK_2(uint64_t, tree, uint64_t, lo, uint64_t, hi)
 	T_CHECK_EQ(right, (mid + hi - 1) * (hi - mid) / 2);
 	return left + right;
 }
-
-struct tree_arg {
-	uint64_t n, r;
-};
 
 static void tree_root(void *p)
 {
