@@ -279,12 +279,23 @@ weft_tdq_t *weft_tdq_enter_(void)
 	return q;
 }
 
-void weft_tdq_leave_(weft_tdq_t *q)
+void weft_tdq_leave_(weft_tdq_t *q, weft_tslot_t *head)
 {
-	/* Off the workers nothing is left below the outermost WEFT_RUN: free
-	 * the chunk its last sync emptied (the next sync would have). */
-	if (--q->depth_ == 0 && !q->owner_ && q->chunk_ && q->head_ == ((struct chunk *)q->chunk_)->slot)
-		chunk_pop(q);
+	/* Back to where WEFT_RUN started: sync what the bodies left unsynced
+	 * (task.h, Rules), running the private ones, waiting for the stolen
+	 * ones, dropping the results; and leave a chunk that the last sync
+	 * emptied (the next sync would have), so off the workers nothing
+	 * stays allocated. */
+	while (q->head_ != head) {
+		if (q->chunk_ && q->head_ == ((struct chunk *)q->chunk_)->slot) {
+			chunk_pop(q);
+		} else {
+			weft_tslot_t *s = weft_tdq_pop_(q);
+			if (!weft_tslot_stolen_(s))
+				s->run_(q, s);
+		}
+	}
+	q->depth_--;
 }
 
 enum weft__steal weft__tdq_steal(weft_tdq_t *q, struct weft__task *out, bool ask)

@@ -14,6 +14,9 @@
  *   - a body that waits before its syncs, for something one of its own
  *     unsynced spawns does (write a pipe, set a flag), finishes on 1, 2
  *     and 4 workers, in a plain task and in a fiber;
+ *   - spawns left unsynced by a body still run, exactly once, by the time
+ *     WEFT_RUN returns (also beyond the slot array, and off the workers),
+ *     and typed tasks work normally afterwards;
  *   - a WEFT_SYNC with nothing to pair with aborts with a message.
  */
 #define _GNU_SOURCE
@@ -466,6 +469,65 @@ Test(task, body_waits_for_its_own_spawn, .timeout = 60)
 
 /* ------------------------------------------------------------------ */
 /* Misuse                                                               */
+
+static atomic_uchar *forgot_ran;
+
+WEFT_VOID_TASK_1(mark, uint64_t, i)
+{
+	atomic_fetch_add(&forgot_ran[i], 1);
+}
+
+/* Spawns n marks and syncs only the newest one. */
+WEFT_TASK_1(int, forgetful, uint64_t, n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		WEFT_SPAWN(mark, i);
+	WEFT_SYNC(mark);
+	return 7;
+}
+
+struct forgot_arg {
+	uint64_t n;
+	int r;
+	uint64_t fib;
+};
+
+static void forgot_root(void *p)
+{
+	struct forgot_arg *a = p;
+	a->r = WEFT_RUN(forgetful, a->n);
+	a->fib = WEFT_RUN(fibt, 20);
+}
+
+static void check_forgot(weft_runtime_t *rt, uint64_t n)
+{
+	struct forgot_arg a = { n, 0, 0 };
+	forgot_ran = calloc(n, 1);
+	cr_assert_not_null(forgot_ran);
+	if (rt)
+		t_run(rt, forgot_root, &a);
+	else
+		forgot_root(&a);
+	cr_assert_eq(a.r, 7);
+	cr_assert_eq(a.fib, t_fib_serial(20));
+	for (uint64_t i = 0; i < n; i++)
+		cr_assert_eq(forgot_ran[i], 1, "n=%llu: mark %llu ran %u times", (unsigned long long)n,
+		             (unsigned long long)i, forgot_ran[i]);
+	free(forgot_ran);
+}
+
+Test(task, unsynced_spawns_run_once_by_the_end_of_weft_run, .timeout = 60)
+{
+	for (unsigned workers = 1; workers <= 2; workers++) {
+		weft_runtime_t *rt = t_runtime(workers);
+		check_forgot(rt, 3);
+		check_forgot(rt, 1000);
+		check_forgot(rt, 300000); /* beyond the 262144 slots: chunks */
+		t_destroy(rt);
+	}
+	check_forgot(NULL, 3); /* off the workers: chunks only */
+	check_forgot(NULL, 1000);
+}
 
 WEFT_TASK_1(int, lonely, int, x)
 {

@@ -35,7 +35,11 @@
  *     synced before the body that made it returns (as in Cilk and Lace).
  *   - Anywhere else: WEFT_RUN(NAME, args...) runs a task body and returns
  *     its result.  On a worker its spawns run in parallel; on any other
- *     thread they run one after the other on that thread.
+ *     thread they run one after the other on that thread.  Spawns that the
+ *     bodies under it left unsynced are synced (run, or waited for) before
+ *     WEFT_RUN returns, their results dropped: such a mistake loses no
+ *     task, as long as their arguments do not point into a frame that
+ *     has returned.
  *   - Each worker has 262144 slots (16 MiB of address space, touched only
  *     as used); spawns beyond them in one worker's stack of unsynced tasks
  *     still work but are not stealable.  Only running out of memory there aborts, as a
@@ -102,7 +106,7 @@ WEFT_EXTERN weft_tslot_t *weft_tdq_overflow_(weft_tdq_t *q);
 WEFT_EXTERN void weft_tdq_publish_(weft_tdq_t *q);
 WEFT_EXTERN weft_tslot_t *weft_tdq_sync_(weft_tdq_t *q);
 WEFT_EXTERN weft_tdq_t *weft_tdq_enter_(void);
-WEFT_EXTERN void weft_tdq_leave_(weft_tdq_t *q);
+WEFT_EXTERN void weft_tdq_leave_(weft_tdq_t *q, weft_tslot_t *head);
 
 static inline weft_tslot_t *weft_tdq_slot_(weft_tdq_t *q)
 {
@@ -196,8 +200,9 @@ static inline weft_tslot_t *weft_tslot_untag_(weft_tslot_t *s)
 	static inline __attribute__((unused)) RT NAME##_weft_root_ ROOTPARAMS                   \
 	{                                                                                       \
 		weft_tdq_t *weft_tdq_ = weft_tdq_enter_();                                      \
+		weft_tslot_t *weft_h0_ = weft_tdq_->head_;                                      \
 		RT weft_r_ = NAME##_weft_body_ ROOTARGS;                                        \
-		weft_tdq_leave_(weft_tdq_);                                                     \
+		weft_tdq_leave_(weft_tdq_, weft_h0_);                                           \
 		return weft_r_;                                                                 \
 	}                                                                                       \
 	static RT NAME##_weft_body_ PARAMS
@@ -224,8 +229,9 @@ static inline weft_tslot_t *weft_tslot_untag_(weft_tslot_t *s)
 	static inline __attribute__((unused)) void NAME##_weft_root_ ROOTPARAMS                 \
 	{                                                                                       \
 		weft_tdq_t *weft_tdq_ = weft_tdq_enter_();                                      \
+		weft_tslot_t *weft_h0_ = weft_tdq_->head_;                                      \
 		NAME##_weft_body_ ROOTARGS;                                                     \
-		weft_tdq_leave_(weft_tdq_);                                                     \
+		weft_tdq_leave_(weft_tdq_, weft_h0_);                                           \
 	}                                                                                       \
 	static void NAME##_weft_body_ PARAMS
 
