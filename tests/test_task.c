@@ -22,7 +22,7 @@
 #define _GNU_SOURCE
 #include <signal.h>
 
-#include "test_util.h"
+#include "test_io_util.h" /* io_wg: wait for fibers */
 
 /* ------------------------------------------------------------------ */
 /* fib                                                                  */
@@ -266,26 +266,15 @@ Test(task, arities_and_void_tasks, .timeout = 60)
 /* ------------------------------------------------------------------ */
 /* Mixed with weft_spawn groups                                         */
 
-struct grp_arg {
-	unsigned n;
-	uint64_t r;
-};
-
-static void grp_fib(void *p)
-{
-	struct grp_arg *a = p;
-	/* A group task whose body runs typed tasks. */
-	a->r = WEFT_RUN(fibt, a->n);
-}
-
 /* A typed task that uses a group inside. */
 WEFT_TASK_1(uint64_t, via_group, unsigned, n)
 {
-	struct grp_arg x = { n, 0 }, y = { n + 1, 0 };
+	/* Group tasks whose bodies run typed tasks (fib_root). */
+	struct fib_arg x = { n, 0 }, y = { n + 1, 0 };
 	weft_group_t g;
 	weft_group_init(&g);
-	T_CHECK_EQ(weft_spawn(&g, grp_fib, &x), 0);
-	T_CHECK_EQ(weft_spawn(&g, grp_fib, &y), 0);
+	T_CHECK_EQ(weft_spawn(&g, fib_root, &x), 0);
+	T_CHECK_EQ(weft_spawn(&g, fib_root, &y), 0);
 	WEFT_SPAWN(fibt, n + 2);
 	uint64_t z = WEFT_SYNC(fibt);
 	T_CHECK_EQ(weft_wait(&g), 0);
@@ -303,7 +292,7 @@ WEFT_TASK_1(uint64_t, many_via_group, unsigned, k)
 
 static void mixed_root(void *p)
 {
-	struct grp_arg *a = p;
+	struct fib_arg *a = p;
 	a->r = WEFT_RUN(many_via_group, a->n);
 }
 
@@ -312,7 +301,7 @@ Test(task, mixed_with_groups, .timeout = 60)
 	uint64_t one = t_fib_serial(15) + t_fib_serial(16) + t_fib_serial(17);
 	for (unsigned workers = 1; workers <= 4; workers *= 2) {
 		weft_runtime_t *rt = t_runtime(workers);
-		struct grp_arg a = { 8, 0 };
+		struct fib_arg a = { 8, 0 };
 		t_run(rt, mixed_root, &a);
 		t_destroy(rt);
 		T_ASSERT_CLEAN();
@@ -324,6 +313,7 @@ Test(task, mixed_with_groups, .timeout = 60)
 /* Fibers: no suspension while a task body is on the fiber's stack.     */
 
 struct fiber_state {
+	struct io_wg wg;    /* the test thread waits for the fibers */
 	atomic_int done;
 	atomic_int moved;   /* a body saw its worker change */
 	atomic_int bad;     /* wrong results */
@@ -355,6 +345,7 @@ static void fiber_main(void *p)
 		T_CHECK(weft_in_fiber());
 	}
 	atomic_fetch_add(&st->done, 1);
+	io_wg_done(&st->wg);
 }
 
 Test(task, fiber_does_not_move_inside_a_body, .timeout = 60)
@@ -365,11 +356,12 @@ Test(task, fiber_does_not_move_inside_a_body, .timeout = 60)
 	atomic_init(&st.done, 0);
 	atomic_init(&st.moved, 0);
 	atomic_init(&st.bad, 0);
+	io_wg_init(&st.wg);
+	io_wg_add(&st.wg, NFIBERS);
 	for (int i = 0; i < NFIBERS; i++)
 		cr_assert_eq(weft_go(rt, fiber_main, &st), 0);
-	double t0 = t_now();
-	while (atomic_load(&st.done) < NFIBERS && t_now() - t0 < 50)
-		t_sleep_ms(5);
+	io_wg_wait(&st.wg);
+	io_wg_fini(&st.wg);
 	t_destroy(rt);
 	T_ASSERT_CLEAN();
 	cr_assert_eq(atomic_load(&st.done), NFIBERS);
@@ -426,6 +418,7 @@ WEFT_TASK_1(int, yielder, int, x)
 }
 
 struct wait_arg {
+	struct io_wg wg;
 	atomic_int done;
 	int r1, r2;
 };
@@ -437,6 +430,7 @@ static void waiting_bodies(void *p)
 	atomic_store(&wait_flag, 0);
 	a->r2 = WEFT_RUN(yielder, 20);
 	atomic_store(&a->done, 1);
+	io_wg_done(&a->wg);
 }
 
 Test(task, body_waits_for_its_own_spawn, .timeout = 60)
@@ -448,14 +442,14 @@ Test(task, body_waits_for_its_own_spawn, .timeout = 60)
 			struct wait_arg a;
 			atomic_init(&a.done, 0);
 			a.r1 = a.r2 = 0;
-			if (in_fiber) {
+			io_wg_init(&a.wg);
+			io_wg_add(&a.wg, 1);
+			if (in_fiber)
 				cr_assert_eq(weft_go(rt, waiting_bodies, &a), 0);
-				double t0 = t_now();
-				while (!atomic_load(&a.done) && t_now() - t0 < 20)
-					t_sleep_ms(1);
-			} else {
+			else
 				t_run(rt, waiting_bodies, &a);
-			}
+			io_wg_wait(&a.wg);
+			io_wg_fini(&a.wg);
 			t_destroy(rt);
 			T_ASSERT_CLEAN();
 			cr_assert(atomic_load(&a.done), "%u workers, fiber %d: stuck", workers, in_fiber);
