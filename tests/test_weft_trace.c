@@ -1247,6 +1247,8 @@ Test(trace_output, summary_sections)
 	cr_assert_not_null(strstr(s, "Per worker"));
 	cr_assert_not_null(strstr(s, "Longest idle gaps"));
 	cr_assert_not_null(strstr(s, "worker 0       12.0 us  from 7.50 us"), "%s", s); /* search + park */
+	cr_assert_not_null(strstr(s, "at least 1 ms idle without an event"), "%s", s);
+	cr_assert_not_null(strstr(strstr(s, "Silences"), "):\n  none\n"), "%s", s); /* all in us */
 	cr_assert_not_null(strstr(s, "Steals"));
 	cr_assert_not_null(strstr(s, "steals by thief (row) from victim (column)"));
 	cr_assert_not_null(strstr(s, "Task lengths"));
@@ -1257,6 +1259,54 @@ Test(trace_output, summary_sections)
 	free(s);
 	wt_model_free(&m);
 	wt_trace_free(&t);
+}
+
+/* A worker silent for 3 ms between two tasks while the other one works:
+ * one silence, with the three tasks begun meanwhile.  A shorter silence,
+ * the idle stretch before a lane's first event and the one after its last
+ * event are not counted. */
+Test(trace_output, summary_silences)
+{
+	static const uint64_t w1[] = { 1500000, 2000000, 2500000, 3400000, 4300000, 5200000, 5500000 };
+	struct tb b = { 0 };
+	struct wt_trace t;
+	struct wt_model m;
+	char err[256];
+	size_t len;
+	char *s, *sec;
+
+	tb_header(&b, 2, 1000000000u, 0, 0);
+	tb_lane(&b, 0, 6, 0);
+	tb_ev(&b, 0, WEFT_EV_TASK_BEGIN, WEFT_SRC_LOCAL, FN_A);
+	tb_ev(&b, 1000, WEFT_EV_TASK_END, 0, 0);
+	tb_ev(&b, 3001000, WEFT_EV_TASK_BEGIN, WEFT_SRC_LOCAL, FN_A);
+	tb_ev(&b, 3002000, WEFT_EV_TASK_END, 0, 0);
+	tb_ev(&b, 3502000, WEFT_EV_TASK_BEGIN, WEFT_SRC_LOCAL, FN_A); /* 0.5 ms idle before */
+	tb_ev(&b, 3503000, WEFT_EV_TASK_END, 0, 0);
+	/* Worker 1: idle for 1.5 ms before its first event (the lane's start),
+	 * then at most 1 ms between tasks; worker 0's lane ends 2 ms before
+	 * its last. */
+	tb_lane(&b, 1, 2 * sizeof(w1) / sizeof(w1[0]), 0);
+	for (size_t i = 0; i < sizeof(w1) / sizeof(w1[0]); i++) {
+		tb_ev(&b, w1[i], WEFT_EV_TASK_BEGIN, WEFT_SRC_LOCAL, FN_B);
+		tb_ev(&b, w1[i] + 1000, WEFT_EV_TASK_END, 0, 0);
+	}
+	cr_assert_eq(wt_trace_parse(b.buf, b.len, &t, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(wt_model_build(&t, &m, err, sizeof err), 0, "%s", err);
+	s = render(&t, &m, W_SUMMARY, &len);
+	sec = strstr(s, "Silences");
+	cr_assert_not_null(sec, "%s", s);
+	cr_assert_not_null(strstr(sec, "\nSteals"), "%s", s);
+	*strstr(sec, "\nSteals") = '\0'; /* this section only */
+	cr_assert_not_null(strstr(sec, "       0         1    3.00 ms    3.00 ms\n"), "%s", sec);
+	cr_assert_null(strstr(sec, "       1     "), "%s", sec); /* worker 1: no row */
+	cr_assert_not_null(strstr(sec, " 1. worker 0       3.00 ms  from 1.00 us; other workers began 3 tasks meanwhile\n"),
+	                   "%s", sec);
+	cr_assert_null(strstr(sec, " 2. worker"), "%s", sec);
+	free(s);
+	wt_model_free(&m);
+	wt_trace_free(&t);
+	free(b.buf);
 }
 
 /* ------------------------------------------------------------------ */

@@ -7,6 +7,15 @@
  *              the longest stretch not running
  *   idle gaps  the longest stretches during which a worker ran no task
  *              (idle, searching, parked or waiting), over all workers
+ *   silences   stretches of at least SILENCE_NS in state "idle": outside
+ *              any task, search, park or wait a worker on its core records
+ *              its next event within microseconds, so a long silence
+ *              means its thread was off its core (preempted by the kernel,
+ *              or woken from a park but not yet run) or inside one long
+ *              call; the lane's first and last segments (before its first
+ *              event, after its last) are not counted.  Per worker count
+ *              and total, and the longest, each with the tasks the other
+ *              workers began meanwhile (work went on without it)
  *   steals     the trace records successful steals only, so the success
  *              measure is per worker: steals against time spent searching
  *              (steals per ms of search, searches that ended in a steal),
@@ -24,6 +33,7 @@
 #include <string.h>
 
 #define TOP_GAPS 10
+#define SILENCE_NS 1e6
 #define TOP_FNS 10
 #define MATRIX_MAX 16
 #define HIST_BUCKETS 64
@@ -137,6 +147,81 @@ static void section_gaps(FILE *f, const struct gap *gaps, size_t n)
 		wt_fmt_dur(a, sizeof a, gaps[i].len);
 		wt_fmt_dur(b, sizeof b, gaps[i].start);
 		fprintf(f, "  %2zu. worker %-4u %10s  from %s\n", i + 1, gaps[i].worker, a, b);
+	}
+}
+
+/* Tasks that workers other than w began in [start, end). */
+static size_t others_began(const struct wt_model *m, uint32_t w, double start, double end)
+{
+	size_t n = 0, i;
+	uint32_t v;
+
+	for (v = 0; v < m->nworkers; v++) {
+		const struct wt_lane_model *lm = &m->lanes[v];
+		if (v == w)
+			continue;
+		for (i = 0; i < lm->nslices; i++)
+			if (lm->slices[i].state == WT_ST_RUNNING && !(lm->slices[i].flags & WT_SL_BEGIN_LOST) &&
+			    lm->slices[i].start >= start && lm->slices[i].start < end)
+				n++;
+	}
+	return n;
+}
+
+static void section_silences(FILE *f, const struct wt_model *m)
+{
+	struct gap top[TOP_GAPS];
+	size_t ntop = 0, i, k;
+	uint32_t w;
+	int any = 0;
+
+	fprintf(f, "\nSilences (at least 1 ms idle without an event: the thread off its core, or in one long call):\n");
+	for (w = 0; w < m->nworkers; w++) {
+		const struct wt_lane_model *lm = &m->lanes[w];
+		size_t count = 0;
+		double total = 0.0, longest = 0.0;
+		char a[32], b[32];
+
+		for (i = 1; i + 1 < lm->nsegs; i++) {
+			const struct wt_seg *sg = &lm->segs[i];
+			double len = sg->end - sg->start;
+
+			if (sg->state != WT_ST_IDLE || len < SILENCE_NS)
+				continue;
+			count++;
+			total += len;
+			if (len > longest)
+				longest = len;
+			for (k = ntop; k > 0 && top[k - 1].len < len; k--)
+				if (k < TOP_GAPS)
+					top[k] = top[k - 1];
+			if (k < TOP_GAPS) {
+				top[k].start = sg->start;
+				top[k].len = len;
+				top[k].worker = w;
+				if (ntop < TOP_GAPS)
+					ntop++;
+			}
+		}
+		if (!count)
+			continue;
+		if (!any)
+			fprintf(f, "  worker  silences      total    longest\n");
+		any = 1;
+		wt_fmt_dur(a, sizeof a, total);
+		wt_fmt_dur(b, sizeof b, longest);
+		fprintf(f, "  %6u  %8zu  %9s  %9s\n", w, count, a, b);
+	}
+	if (!any) {
+		fprintf(f, "  none\n");
+		return;
+	}
+	for (i = 0; i < ntop; i++) {
+		char a[32], b[32];
+		wt_fmt_dur(a, sizeof a, top[i].len);
+		wt_fmt_dur(b, sizeof b, top[i].start);
+		fprintf(f, "  %2zu. worker %-4u %10s  from %s; other workers began %zu tasks meanwhile\n", i + 1,
+		        top[i].worker, a, b, others_began(m, top[i].worker, top[i].start, top[i].start + top[i].len));
 	}
 }
 
@@ -362,6 +447,7 @@ int wt_write_summary(FILE *f, const struct wt_trace *t, const struct wt_model *m
 		fprintf(f, "  warning: %zu duplicate symbol entries were ignored\n", t->dup_syms);
 	section_workers(f, m, gaps, &ngaps);
 	section_gaps(f, gaps, ngaps);
+	section_silences(f, m);
 	section_steals(f, m);
 	section_tasks(f, t, m);
 	return ferror(f) ? -1 : 0;
