@@ -246,7 +246,7 @@ static struct weft__fiber *fiber_new(struct weft__worker *w, struct weft_runtime
 #elif defined(__x86_64__)
 	{
 		/* Popped by weft__ctx_switch: control words, r15, r14, r13,
-		 * r12 (the fiber), rbx, rbp, then `ret` to the trampoline with
+		 * r12 (the fiber), rbx, rbp, then the jump to the trampoline with
 		 * rsp = top, 16-byte aligned as a call site requires. */
 		uint64_t *frame = (uint64_t *)top - 8;
 		memset(frame, 0, 8 * sizeof(*frame));
