@@ -49,6 +49,24 @@ static void put_pct(FILE *f, double part, double whole)
 	fprintf(f, " %6.1f%%", whole > 0.0 ? 100.0 * part / whole : 0.0);
 }
 
+/* Insert a stretch into top[0..*n), kept sorted longest first and at most
+ * TOP_GAPS long. */
+static void top_insert(struct gap *top, size_t *n, double start, double len, uint32_t worker)
+{
+	size_t k;
+
+	for (k = *n; k > 0 && top[k - 1].len < len; k--)
+		if (k < TOP_GAPS)
+			top[k] = top[k - 1];
+	if (k < TOP_GAPS) {
+		top[k].start = start;
+		top[k].len = len;
+		top[k].worker = worker;
+		if (*n < TOP_GAPS)
+			(*n)++;
+	}
+}
+
 /* The longest not-running stretches (idle, searching, parked, waiting;
  * "no data" ends a stretch) of lane lm, merged into top[0..*n). */
 static void lane_gaps(const struct wt_lane_model *lm, struct gap *top, size_t *n, double *longest)
@@ -67,24 +85,13 @@ static void lane_gaps(const struct wt_lane_model *lm, struct gap *top, size_t *n
 			start = s->start;
 		} else if (!gapstate && open) {
 			double len = (s ? s->start : lm->segs[lm->nsegs - 1].end) - start;
-			size_t k;
 
 			open = 0;
 			if (len > *longest)
 				*longest = len;
 			if (len <= 0.0)
 				continue;
-			/* Insert into the sorted top list. */
-			for (k = *n; k > 0 && top[k - 1].len < len; k--)
-				if (k < TOP_GAPS)
-					top[k] = top[k - 1];
-			if (k < TOP_GAPS) {
-				top[k].start = start;
-				top[k].len = len;
-				top[k].worker = lm->worker;
-				if (*n < TOP_GAPS)
-					(*n)++;
-			}
+			top_insert(top, n, start, len, lm->worker);
 		}
 	}
 }
@@ -171,7 +178,7 @@ static size_t others_began(const struct wt_model *m, uint32_t w, double start, d
 static void section_silences(FILE *f, const struct wt_model *m)
 {
 	struct gap top[TOP_GAPS];
-	size_t ntop = 0, i, k;
+	size_t ntop = 0, i;
 	uint32_t w;
 	int any = 0;
 
@@ -192,16 +199,7 @@ static void section_silences(FILE *f, const struct wt_model *m)
 			total += len;
 			if (len > longest)
 				longest = len;
-			for (k = ntop; k > 0 && top[k - 1].len < len; k--)
-				if (k < TOP_GAPS)
-					top[k] = top[k - 1];
-			if (k < TOP_GAPS) {
-				top[k].start = sg->start;
-				top[k].len = len;
-				top[k].worker = w;
-				if (ntop < TOP_GAPS)
-					ntop++;
-			}
+			top_insert(top, &ntop, sg->start, len, w);
 		}
 		if (!count)
 			continue;
