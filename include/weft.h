@@ -211,6 +211,8 @@ typedef struct weft_stats {
 	uint64_t resumes;        /* continuations queued: fibers and I/O callbacks
 	                            made runnable again (counted in tasks_run) */
 	uint64_t io_ops;         /* I/O operations and timers started */
+	uint64_t io_helps;       /* times this worker reaped another worker's
+	                            epoll set, which had gone unreaped too long */
 } weft_stats_t;
 
 /*

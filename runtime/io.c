@@ -25,8 +25,17 @@
  *   I5  once the runtime is closing, the first weft__io_run on each worker
  *       cancels everything pending there, and weft__io_start completes new
  *       ops with -ECANCELED: so destroy's wait for fibers ends.
- *   I6  mail is handled only by the owner; a CANCEL_OP is acted on only if
- *       the op is still PENDING (it may have completed since it was posted).
+ *   I6  mail is handled only by the owner (or, on a shared state, by a
+ *       helper holding its lock); a CANCEL_OP is acted on only if the op is
+ *       still PENDING (it may have completed since it was posted).
+ *   I10 on a shared state (io.h), every function here that touches a
+ *       worker's state holds its lock, taken by the public entry points
+ *       (start, cancel_local, continue, run, cancel_fd's own part) and
+ *       assumed by the static helpers they call; a continuation made by a
+ *       helper goes to the helper's deque (push_cont, fiber.c's make_ready
+ *       on the calling worker), so no thread pushes on another's deque.
+ *       A SEND is first tried before the lock is taken (try_first): the op
+ *       is not PENDING yet, so nothing else can reach it.
  *   I7  an op is not handed to its continuation (which may free it) while
  *       a remote cancel still refers to it.  The canceller adds 1 to hold,
  *       then re-reads state; the completer stores DONE, then reads hold:
@@ -183,6 +192,7 @@ int weft__io_worker_init(struct weft__worker *w)
 		return rc;
 	}
 	pthread_mutex_init(&io->mb_lock, NULL);
+	pthread_mutex_init(&io->lock, NULL);
 	io->backend = rt->io_backend;
 	w->io = io;
 	rc = io->backend->init(w, &rt->cfg);
@@ -197,8 +207,14 @@ int weft__io_worker_init(struct weft__worker *w)
 		io->backend = &weft__io_epoll_backend;
 		rc = io->backend->init(w, &rt->cfg);
 	}
+	if (rc == 0 && io->backend == &weft__io_epoll_backend) {
+		/* Published to helpers by the worker's count in io_init_left. */
+		atom_store_64(&io->last_reap_ns, (int64_t)weft__now_ns());
+		io->shared = 1;
+	}
 	if (rc) {
 		w->io = NULL;
+		pthread_mutex_destroy(&io->lock);
 		pthread_mutex_destroy(&io->mb_lock);
 		close(io->wake_fd);
 		free(io->fdtab);
@@ -213,6 +229,10 @@ void weft__io_worker_fini(struct weft__worker *w)
 
 	if (!io)
 		return;
+	/* Helpers keep away from here on (they test shared under lock). */
+	pthread_mutex_lock(&io->lock);
+	atom_store_32(&io->shared, 0);
+	pthread_mutex_unlock(&io->lock);
 	io->backend->fini(w);
 	free(io->heap);
 	io->heap = NULL;
@@ -239,6 +259,7 @@ void weft__io_worker_free(struct weft__worker *w)
 	free(io->fdtab);
 	close(io->wake_fd);
 	pthread_mutex_destroy(&io->mb_lock);
+	pthread_mutex_destroy(&io->lock);
 	free(io);
 	w->io = NULL;
 }
@@ -371,9 +392,41 @@ static void fd_unlink(struct weft__worker *w, weft_op_t *op)
 	atom_store_32(&s->npending, s->npending - 1);
 }
 
+/* ---- the shared state's lock ----------------------------------------------- */
+
+/* Owner side.  shared changes only on the owner's thread (init, fini). */
+static inline void io_lock(struct weft__io *io)
+{
+	if (io->shared)
+		pthread_mutex_lock(&io->lock);
+}
+
+static inline void io_unlock(struct weft__io *io)
+{
+	if (io->shared)
+		pthread_mutex_unlock(&io->lock);
+}
+
+void weft__io_wait_begin(struct weft__io *io)
+{
+	io_unlock(io);
+}
+
+void weft__io_wait_end(struct weft__io *io)
+{
+	io_lock(io);
+}
+
+static inline void npending_add(struct weft__io *io, int64_t d)
+{
+	atom_store_64(&io->npending, io->npending + d); /* under the lock */
+}
+
 /* ---- start, cancel, complete ---------------------------------------------- */
 
 static void handle_mail(struct weft__worker *w);
+static void cancel_local(struct weft__worker *w, weft_op_t *op, int reason);
+static void io_continue(struct weft__worker *w, weft_op_t *op);
 static struct weft__multi *multi_new(void);
 static void multi_push(struct weft__worker *w, weft_op_t *op, int fd);
 
@@ -419,9 +472,24 @@ int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fi
 	p->rt = w->rt;
 	p->waiter = waiter;
 	p->multi = op->opcode == WEFT_OP_ACCEPT_MULTI ? multi_new() : NULL;
+	if (io->shared && io->backend->try_first && atom_load_32(&p->state) == WEFT__OP_IDLE &&
+	    !atom_load_32(&w->rt->closing)) {
+		/* Not yet PENDING: no helper or canceller can reach op. */
+		ssize_t res;
+		if (io->backend->try_first(op, &res)) {
+			if (res != -EAGAIN) {
+				WEFT_STAT_INC(w, io_ops);
+				op->result = res;
+				atom_store_32(&p->state, WEFT__OP_DONE);
+				return 1;
+			}
+			p->flags |= WEFT__OPF_TRIED;
+		}
+	}
+	io_lock(io);
 	/* Publishes the fields above to a remote canceller (a full barrier). */
 	was = atom_fas_32(&p->state, WEFT__OP_PENDING);
-	io->npending++;
+	npending_add(io, 1);
 	WEFT_STAT_INC(w, io_ops);
 	io->issuing = op;
 	if (was == WEFT__OP_QUEUED_CANCEL || atom_load_32(&w->rt->closing)) {
@@ -462,13 +530,24 @@ int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fi
 		weft__io_complete(w, op, rc);
 out:
 	io->issuing = NULL;
-	if (p->state != WEFT__OP_DONE)
+	if (p->state != WEFT__OP_DONE) {
+		io_unlock(io);
 		return 0;
+	}
 	wait_holds(w, op); /* I7: the caller may free op once we return */
+	io_unlock(io);
 	return 1;
 }
 
 void weft__io_cancel_local(struct weft__worker *w, weft_op_t *op, int reason)
+{
+	io_lock(w->io);
+	cancel_local(w, op, reason);
+	io_unlock(w->io);
+}
+
+/* Under the lock of a shared state. */
+static void cancel_local(struct weft__worker *w, weft_op_t *op, int reason)
 {
 	struct weft__op *p = weft__op_priv(op);
 
@@ -509,7 +588,7 @@ void weft__io_complete(struct weft__worker *w, weft_op_t *op, ssize_t res)
 		heap_del(io, op);
 	if (p->flags & WEFT__OPF_LINKED)
 		fd_unlink(w, op);
-	io->npending--;
+	npending_add(io, -1);
 	if (p->multi)
 		p->multi->final = res; /* op->result is its delivery task's (I9) */
 	else
@@ -518,25 +597,35 @@ void weft__io_complete(struct weft__worker *w, weft_op_t *op, ssize_t res)
 	if (op == io->issuing)
 		return; /* weft__io_start's caller continues inline */
 	wait_holds(w, op);
-	weft__io_continue(w, op);
+	io_continue(w, op);
 }
 
-/* Queue fn(op) as a task on w's deque.  Owner worker. */
+/* Queue fn(op) as a task on the calling worker's deque (w's owner or a
+ * helper).  Under w's lock. */
 static void push_cont(struct weft__worker *w, weft_task_fn fn, weft_op_t *op)
 {
+	struct weft__worker *self = weft__self_fresh();
 	struct weft__task t = { fn, op, NULL };
 
 	w->io->nready++;
-	if (weft__deque_push(&w->dq, &t) == 0) {
-		WEFT_STAT_INC(w, resumes);
-		if (weft__io_notify_now(w->io))
-			weft__notify(w->rt, &w->rt->idle);
+	if (weft__deque_push(&self->dq, &t) == 0) {
+		WEFT_STAT_INC(self, resumes);
+		if (weft__io_notify_now(self->io))
+			weft__notify(self->rt, &self->rt->idle);
 	} else {
 		fn(op); /* no memory to queue it: run it here */
 	}
 }
 
 void weft__io_continue(struct weft__worker *w, weft_op_t *op)
+{
+	io_lock(w->io);
+	io_continue(w, op);
+	io_unlock(w->io);
+}
+
+/* Under w's lock (shared state). */
+static void io_continue(struct weft__worker *w, weft_op_t *op)
 {
 	struct weft__op *p = weft__op_priv(op);
 
@@ -632,7 +721,7 @@ static void multi_task(void *arg)
 }
 
 /* Queue fd, or (fd < 0) mark the end; start the delivery task unless it
- * runs.  Owner worker. */
+ * runs.  Under w's lock (shared state). */
 static void multi_push(struct weft__worker *w, weft_op_t *op, int fd)
 {
 	struct weft__multi *m = weft__op_priv(op)->multi;
@@ -692,7 +781,7 @@ static void cancel_fd_local(struct weft__worker *w, int fd)
 
 	for (op = s ? s->head : NULL; op; op = next) {
 		next = weft__op_priv(op)->fd_next;
-		weft__io_cancel_local(w, op, -ECANCELED);
+		cancel_local(w, op, -ECANCELED);
 	}
 }
 
@@ -725,7 +814,9 @@ int weft__io_cancel_fd(struct weft_runtime *rt, int fd, uint32_t *acks)
 		if (!w->io)
 			continue;
 		if (w == self) {
+			io_lock(w->io);
 			cancel_fd_local(w, fd);
+			io_unlock(w->io);
 			continue;
 		}
 		s = weft__io_fdslot(w, fd);
@@ -760,7 +851,7 @@ static void handle_mail(struct weft__worker *w)
 			 * not until weft__io_cancel_local below. */
 			(void)atom_faa_32(&p->hold, (uint32_t)-1);
 			if (pending)
-				weft__io_cancel_local(w, op, -ECANCELED);
+				cancel_local(w, op, -ECANCELED);
 		} else {
 			cancel_fd_local(w, m->fd);
 		}
@@ -787,7 +878,7 @@ static void cancel_all(struct weft__worker *w)
 			weft__io_complete(w, op, -ECANCELED);
 		} else {
 			heap_del(io, op);
-			weft__io_cancel_local(w, op, -ECANCELED);
+			cancel_local(w, op, -ECANCELED);
 		}
 	}
 	for (c = 0; c < io->nchunks; c++) {
@@ -809,7 +900,7 @@ static void fire_timers(struct weft__worker *w, uint64_t now)
 			weft__io_complete(w, op, 0);
 		} else {
 			heap_del(io, op);
-			weft__io_cancel_local(w, op, -ETIMEDOUT);
+			cancel_local(w, op, -ETIMEDOUT);
 		}
 	}
 }
@@ -820,7 +911,7 @@ bool weft__io_active(struct weft__worker *w)
 
 	if (!io)
 		return false;
-	return io->npending || atom_load_32(&io->mb_nonempty) || io->backend->busy(w) ||
+	return atom_load_64(&io->npending) || atom_load_32(&io->mb_nonempty) || io->backend->busy(w) ||
 	       (!io->cancelled_all && atom_load_32(&w->rt->closing));
 }
 
@@ -831,16 +922,19 @@ bool weft__io_ready_hint(struct weft__worker *w)
 	return io && (atom_load_32(&io->mb_nonempty) || io->backend->busy(w));
 }
 
-int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
+/* weft__io_run's work, on w's event state, by its owner or (self != w,
+ * timeout 0) a helper.  Under w's lock (shared state). */
+static int run_locked(struct weft__worker *w, struct weft__worker *self, int64_t timeout_ns)
 {
 	struct weft__io *io = w->io;
 	uint64_t start = io->nready;
 	int rc;
 
-	io->in_run = true;
+	self->io->in_run = true; /* self's own flag: its pushes wait (push_cont) */
+	io->foreign = self != w;
 	if (atom_load_32(&io->mb_nonempty))
 		handle_mail(w);
-	if (!io->cancelled_all && atom_load_32(&w->rt->closing))
+	if (!io->foreign && !io->cancelled_all && atom_load_32(&w->rt->closing))
 		cancel_all(w);
 	if (io->nheap) {
 		uint64_t now = weft__now_ns();
@@ -869,15 +963,65 @@ int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
 	if (io->nheap)
 		fire_timers(w, weft__now_ns());
 	(void)rc; /* a failed wait is retried by the caller's loop */
-	io->in_run = false;
-	/* w runs one task next; wake a helper for the rest (Tokio's rule).
-	 * A full fence for P2: w may be parked (its park waits in here),
+	io->foreign = false;
+	if (io->shared)
+		atom_store_64(&io->last_reap_ns, (int64_t)weft__now_ns());
+	self->io->in_run = false;
+	/* self runs one task next; wake a helper for the rest (Tokio's rule).
+	 * A full fence for P2: self may be parked (its park waits in here),
 	 * and a parked producer gets no membarrier's help (park.c, W5). */
-	if (io->nready != start && weft__deque_size_hint(&w->dq) > 1) {
+	if (io->nready != start && weft__deque_size_hint(&self->dq) > 1) {
 		atom_fence_sc();
-		weft__notify(w->rt, &w->rt->idle);
+		weft__notify(self->rt, &self->rt->idle);
 	}
 	return (int)(io->nready - start);
+}
+
+int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
+{
+	int n;
+
+	io_lock(w->io);
+	n = run_locked(w, w, timeout_ns);
+	io_unlock(w->io);
+	return n;
+}
+
+int weft__io_help_peer(struct weft__worker *self, struct weft__worker *peer)
+{
+	struct weft__io *io = peer->io;
+	int n = 0;
+
+	if (!io || !atom_load_32(&io->shared) || !atom_load_64(&io->npending))
+		return 0;
+	if ((int64_t)weft__now_ns() - atom_load_64(&io->last_reap_ns) < WEFT_IO_STALE_NS)
+		return 0;
+	if (pthread_mutex_trylock(&io->lock) != 0)
+		return 0; /* its owner (or another helper) is at it */
+	if (io->shared) {
+		n = run_locked(peer, self, 0);
+		WEFT_STAT_INC(self, io_helps);
+	}
+	pthread_mutex_unlock(&io->lock);
+	return n;
+}
+
+struct weft__worker *weft__io_watch_peer(struct weft__worker *self)
+{
+	struct weft_runtime *rt = self->rt;
+	unsigned n = rt->nworkers, i;
+
+	/* Every worker's event state is published once io_init_left is 0. */
+	if (n < 2 || atom_load_32(&rt->io_init_left))
+		return NULL;
+	for (i = 1; i < n && i <= WEFT_IO_WATCH_PEERS; i++) {
+		struct weft__worker *peer = &rt->workers[(self->index + i) % n];
+		struct weft__io *io = peer->io;
+		if (io && atom_load_32(&io->shared) && atom_load_64(&io->npending) &&
+		    !atom_load_32(&peer->park_word))
+			return peer;
+	}
+	return NULL;
 }
 
 void weft__io_wake(struct weft__worker *w)

@@ -8,15 +8,31 @@
  * wakes a worker waiting inside its backend.  A backend (io_uring.c,
  * io_epoll.c) only starts operations, waits, and reports completions.
  *
- * Threads.  Everything in a worker's struct weft__io is owned by that
- * worker and touched only on its thread, except: the mailbox (locked),
- * wake_fd (written by anyone), and fdtab[...].npending (read by anyone with
- * a relaxed load, as a hint for weft_close).
+ * Threads.  Everything in a worker's struct weft__io belongs to that
+ * worker (its owner), except: the mailbox (locked), wake_fd (written by
+ * anyone), fdtab[...].npending (read by anyone with a relaxed load, as a
+ * hint for weft_close), and, on a shared event state (below), what `lock`
+ * guards.
+ *
+ * Shared event state.  io_uring completes a socket operation only in the
+ * thread that submitted it (its task work runs there), but an epoll set can
+ * be waited on by any thread.  So an epoll worker's event state is shared:
+ * its owner touches it only under io->lock (dropped while it blocks in
+ * epoll_wait), and another worker that sees it has not
+ * been reaped for WEFT_IO_STALE_NS (its thread is off its core, or in one
+ * long task) may take the lock and reap it instead (weft__io_help_peer):
+ * the continuations then go to the helper's deque.  Without this, requests
+ * whose readiness sits in a descheduled worker's set wait as long as the
+ * kernel keeps it off (milliseconds on a loaded machine), while other
+ * workers idle or serve their own; Go's netpoller and Tokio's I/O driver
+ * are shared for the same reason.  An io_uring worker's state is not
+ * shared, and pays no lock.
  *
  * Invariants
  *   I1  an operation is issued on the worker whose thread started it (its
- *       owner) and completes there: backend->poll on the owner reports it
- *       exactly once through weft__io_complete.
+ *       owner) and completes in that worker's event state: exactly once,
+ *       through weft__io_complete, on the owner's thread or (shared state)
+ *       on a helper's thread holding the owner's lock.
  *   I2  a pending operation with an fd is on its owner's fdtab list for that
  *       fd; one with a deadline is in its owner's timer heap.  Both are
  *       removed before its continuation is scheduled.
@@ -71,6 +87,7 @@ enum weft__op_state {
 
 #define WEFT__OPF_CANCEL_SENT 1u /* backend cancel already requested */
 #define WEFT__OPF_LINKED 2u      /* on its fd's list (io.c) */
+#define WEFT__OPF_TRIED 4u       /* try_first found it not ready */
 
 /* Backend interface.  All calls on the owner worker's thread except wake,
  * which io.c implements with the eventfd. */
@@ -98,6 +115,12 @@ struct weft__io_backend {
 	/* Nonzero when poll(0) may have something to do (unsubmitted work,
 	 * completions not yet reaped). Cheap: no system call. */
 	int (*busy)(struct weft__worker *w);
+	/* Shared states only (may be NULL): try op at once without touching
+	 * the worker's state, before io.c takes the lock, so that the lock
+	 * is not held across the system call.  Returns whether it tried, with
+	 * the op's result in *res; -EAGAIN there means not ready: issue()
+	 * follows, with WEFT__OPF_TRIED set. */
+	bool (*try_first)(weft_op_t *op, ssize_t *res);
 };
 
 extern const struct weft__io_backend weft__io_uring_backend;
@@ -126,7 +149,8 @@ struct weft__io {
 	const struct weft__io_backend *backend;
 	void *be;                     /* the backend's state */
 	int wake_fd;                  /* eventfd: a write wakes poll() */
-	uint64_t npending;            /* pending ops of this worker */
+	int64_t npending;             /* pending ops of this worker (read
+	                               * by helpers without the lock) */
 	uint64_t nready;              /* continuations made runnable, ever */
 	weft_op_t *issuing;           /* op inside backend->issue, if any */
 	/* Timer heap (min deadline first). */
@@ -144,6 +168,14 @@ struct weft__io {
 	bool in_run;                  /* inside weft__io_run: notify once, after */
 	bool wake_seen;               /* the backend saw wake_fd readable: drain it */
 	uint64_t last_poll_ns;        /* scheduler.c's last between-task poll */
+	/* Shared state (epoll): lock guards all of the above but the
+	 * mailbox, wake_fd and the fd counts; shared, npending and
+	 * last_reap_ns are read by helpers without it. */
+	pthread_mutex_t lock;
+	uint32_t shared;              /* helpers may reap it (cleared at fini) */
+	bool foreign;                 /* a helper reaps it now: the backend
+	                               * must leave wake_fd to its owner */
+	int64_t last_reap_ns;         /* last weft__io_run's end, any thread */
 };
 
 /* Whether a continuation pushed by w should wake a parked worker now: not
@@ -177,6 +209,19 @@ bool weft__io_ready_hint(struct weft__worker *w);
 int weft__io_run(struct weft__worker *w, int64_t timeout_ns);
 /* Wake w out of a blocking weft__io_run.  Any thread. */
 void weft__io_wake(struct weft__worker *w);
+/* Reap peer's shared event state for it if it has pending operations and
+ * has not been reaped for WEFT_IO_STALE_NS (and its lock is free): the
+ * continuations go to self's deque.  Returns how many.  self's thread. */
+int weft__io_help_peer(struct weft__worker *self, struct weft__worker *peer);
+/* A peer that a parking self should watch: one of the next few workers
+ * that is running (not parked) with operations pending in a shared event
+ * state, or NULL.  Parking is cheap then only if it is short. */
+struct weft__worker *weft__io_watch_peer(struct weft__worker *self);
+/* For a backend's blocking wait on a shared state: drop the owner's lock
+ * around the wait (helpers may reap the state meanwhile, with their own
+ * event array).  No-ops on an unshared one. */
+void weft__io_wait_begin(struct weft__io *io);
+void weft__io_wait_end(struct weft__io *io);
 
 /* Called by a backend: op finished with res. */
 void weft__io_complete(struct weft__worker *w, weft_op_t *op, ssize_t res);
@@ -202,7 +247,8 @@ int weft__io_cancel_remote(weft_op_t *op);
  * the others' by mail, each counted in *acks until handled.  Any thread.
  * Returns 0 or -ENOMEM (some could not be asked). */
 int weft__io_cancel_fd(struct weft_runtime *rt, int fd, uint32_t *acks);
-/* Run op's continuation (fiber, waiter or callback task).  Owner worker. */
+/* Run the continuation of op, which weft__io_start just completed (fiber,
+ * waiter or callback task).  Owner worker. */
 void weft__io_continue(struct weft__worker *w, weft_op_t *op);
 /* The task that runs a callback op's cb. */
 void weft__io_cb_task(void *op);

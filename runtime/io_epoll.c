@@ -2,8 +2,10 @@
  * io_epoll.c: the epoll backend of the event-completion layer (io.h).
  *
  * The fallback when io_uring cannot be set up, and WEFT_IO=epoll.  Each
- * worker owns one epoll set, created, changed and waited on only on its own
- * thread.  An operation is first tried at once without blocking; if the
+ * worker owns one epoll set, created on its own thread and changed and
+ * reaped only under its lock: by the owner, or by a peer that found it
+ * unreaped for too long (io.h, "Shared event state"; "owner worker" below
+ * means either, holding the lock).  An operation is first tried at once without blocking; if the
  * kernel says "not yet" (EAGAIN, EINPROGRESS) the op waits for readiness of
  * its fd in the owner's epoll set and is tried again when the fd fires.  io.c
  * does everything else (timers, fd lists, mail); this file only starts,
@@ -42,8 +44,11 @@
  *       re-arm, armed is 0.  Only this file makes ops leave the waiting
  *       state (io.c's timeouts and closes go through cancel()), so E2 holds
  *       without scanning.  Where it could break (the fd closed under a
- *       waiting op without weft_close, a user error), the error is in the
- *       safe direction: an extra event, retried and found not ready.
+ *       waiting op without weft_close, a user error; or a helper that
+ *       cancels an op on a fd whose event the owner holds, unhandled, from
+ *       a wait it made without the lock: the cancel re-arms what the event
+ *       disarmed), the error is in the safe direction: an extra event,
+ *       retried and found not ready.
  *   E3  an op that waits has had a non-blocking try that found it not ready
  *       after (or while) its interest was last armed, so no readiness edge
  *       is lost: arming with MOD/ADD checks readiness at once (epoll polls
@@ -163,6 +168,7 @@
  * busy worker's ready fds without a second call, and what does not fit is
  * reported by the next call (epoll rotates its ready list). */
 #define EP_EVENTS 128
+#define HELP_EVENTS 32 /* events a helper takes from a peer's set at once */
 
 /* epoll_event.data of the wake eventfd; fds are stored as their
  * non-negative value, so this cannot clash. */
@@ -588,7 +594,12 @@ static int ep_issue(struct weft__worker *w, weft_op_t *op)
 		}
 		s->backend &= ~SLOT_RWAIT; /* cannot wait on it: try it */
 	}
-	res = attempt_all(w, op, s, 0);
+	if (p->flags & WEFT__OPF_TRIED) {
+		res = NOT_READY; /* a SEND that ep_try_first found without room */
+		p->events = EV_ALWAYS | EPOLLOUT;
+	} else {
+		res = attempt_all(w, op, s, 0);
+	}
 	if (s && plain_recv(op))
 		s->backend = res == NOT_READY ? s->backend | SLOT_RWAIT : s->backend & ~SLOT_RWAIT;
 	if (res == NOT_READY) {
@@ -686,7 +697,7 @@ static int on_event(struct weft__worker *w, int fd, uint32_t revents)
 
 /* epoll_wait for at most timeout_ns (<0: no limit).  Returns the number of
  * events or a negative errno. */
-static int wait_events(struct ep_state *be, int64_t timeout_ns)
+static int wait_events(struct ep_state *be, struct epoll_event *ev, int nev, int64_t timeout_ns)
 {
 	int n, ms;
 
@@ -694,7 +705,7 @@ static int wait_events(struct ep_state *be, int64_t timeout_ns)
 	if (timeout_ns > 0 && be->pwait2) {
 		/* struct __kernel_timespec: two 64-bit fields on every ABI. */
 		struct { int64_t sec, nsec; } ts = { timeout_ns / 1000000000, timeout_ns % 1000000000 };
-		n = (int)syscall(SYS_epoll_pwait2, be->epfd, be->ev, EP_EVENTS, &ts, NULL, (size_t)0);
+		n = (int)syscall(SYS_epoll_pwait2, be->epfd, ev, nev, &ts, NULL, (size_t)0);
 		if (n >= 0)
 			return n;
 		if (errno != ENOSYS && errno != EPERM)
@@ -708,26 +719,58 @@ static int wait_events(struct ep_state *be, int64_t timeout_ns)
 		ms = INT_MAX;
 	else
 		ms = (int)((timeout_ns + 999999) / 1000000);
-	n = epoll_wait(be->epfd, be->ev, EP_EVENTS, ms);
+	n = epoll_wait(be->epfd, ev, nev, ms);
 	return n < 0 ? -errno : n;
 }
 
-/* Owner worker only. */
+/* The owner, or a helper (timeout 0) holding the owner's lock.  A wait
+ * that may block drops the lock (io.h), so a helper may reap the set while
+ * its owner waits in it (woken, perhaps, but not yet back on a core): the
+ * helper uses its own array, and each event goes to one of them (every
+ * registration is one-shot).  What the owner then handles under the lock
+ * may be stale by the helper's doing (a cancel re-armed or removed the fd
+ * meanwhile): E2's safe direction, a retry that finds the fd not ready.  A
+ * helper leaves the wake-up alone: the eventfd is level-triggered, so the
+ * owner still sees it fire, and draining it here could lose the wake-up of
+ * an owner about to park. */
 static int ep_poll(struct weft__worker *w, int64_t timeout_ns)
 {
 	struct ep_state *be = state(w);
-	int n = wait_events(be, timeout_ns), done = 0;
+	struct epoll_event mine[HELP_EVENTS], *ev = be->ev;
+	int n, done = 0;
 
+	if (w->io->foreign) {
+		ev = mine;
+		n = wait_events(be, ev, HELP_EVENTS, 0);
+	} else if (timeout_ns != 0) {
+		weft__io_wait_begin(w->io);
+		n = wait_events(be, ev, EP_EVENTS, timeout_ns);
+		weft__io_wait_end(w->io);
+	} else {
+		n = wait_events(be, ev, EP_EVENTS, 0);
+	}
 	if (n < 0)
 		return n == -EINTR ? 0 : n;
 	for (int i = 0; i < n; i++) {
-		uint64_t tag = be->ev[i].data.u64;
+		uint64_t tag = ev[i].data.u64;
 		if (tag != WAKE_TAG)
-			done += on_event(w, (int)tag, be->ev[i].events);
-		else
+			done += on_event(w, (int)tag, ev[i].events);
+		else if (!w->io->foreign)
 			w->io->wake_seen = true;
 	}
 	return done;
+}
+
+/* A SEND needs nothing of the worker's state to be tried: io.c tries it
+ * before it takes the shared state's lock.  A first try that finds no room
+ * leaves the op to ep_issue, which arms it without trying again (E3: the
+ * arm checks readiness). */
+static bool ep_try_first(weft_op_t *op, ssize_t *res)
+{
+	if (op->opcode != WEFT_OP_SEND)
+		return false;
+	*res = try_send(op, weft__op_priv(op));
+	return true;
 }
 
 /* Owner worker only.  Nothing is ever queued inside this backend. */
@@ -746,4 +789,5 @@ const struct weft__io_backend weft__io_epoll_backend = {
 	.cancel = ep_cancel,
 	.poll = ep_poll,
 	.busy = ep_busy,
+	.try_first = ep_try_first,
 };

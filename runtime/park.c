@@ -257,18 +257,26 @@ bool weft__park(struct weft__worker *w)
 		bool made_work = false;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		while (atom_load_acq_32(&w->park_word) == 1) { /* W5 */
-			int made;
+			/* A running peer with I/O in its shared event state
+			 * (io.h): sleep at most until it could go stale, then
+			 * reap it if it did. */
+			struct weft__worker *peer = weft__io_watch_peer(w);
+			int made = 0;
 			if (!weft__io_active(w)) {
 				/* Nothing can complete here: the futex, whose
 				 * wake-up is the cheaper one. */
-				weft__futex_wait(&w->park_word, 1, 0);
-				continue;
+				weft__futex_wait(&w->park_word, 1, peer ? WEFT_IO_STALE_NS : 0);
+			} else {
+				(void)atom_fas_32(&w->park_in_io, 1); /* W4 */
+				if (atom_load_32(&w->park_word) == 1)
+					made = weft__io_run(w, peer ? WEFT_IO_STALE_NS : -1);
+				atom_store_32(&w->park_in_io, 0);
 			}
-			(void)atom_fas_32(&w->park_in_io, 1); /* W4 */
-			made = atom_load_32(&w->park_word) == 1 ? weft__io_run(w, -1) : 0;
-			atom_store_32(&w->park_in_io, 0);
+			if (peer && made <= 0 && atom_load_acq_32(&w->park_word) == 1)
+				made = weft__io_help_peer(w, peer);
 			if (made > 0 && unpark_self(w)) {
-				/* Our own I/O made work: go and run it. */
+				/* Our own I/O, or the peer's, made work: go
+				 * and run it. */
 				made_work = true;
 				break;
 			}

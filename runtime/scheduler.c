@@ -225,6 +225,23 @@ static bool take_balancing(struct weft__worker *w, struct weft__task *t)
 	return true;
 }
 
+/* Reap a random peer's epoll set if it has gone unreaped too long (io.h,
+ * shared event state): its continuations land on w's deque.  Whether any
+ * did. */
+static bool help_peer(struct weft__worker *w)
+{
+	struct weft_runtime *rt = w->rt;
+	unsigned n = rt->nworkers, v;
+
+	/* Every worker's event state is published once io_init_left is 0. */
+	if (n < 2 || !w->io || atom_load_32(&rt->io_init_left))
+		return false;
+	v = (unsigned)(rng_next(&w->rng) % (n - 1));
+	if (v >= w->index)
+		v++;
+	return weft__io_help_peer(w, &rt->workers[v]) > 0;
+}
+
 /* Returns the task's source (enum weft_trace_source), or -1 for none. */
 static int find_work(struct weft__worker *w, struct weft__task *t)
 {
@@ -247,6 +264,7 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 			weft__io_run(w, 0);
 		if (inject_take(w, t))
 			return WEFT_SRC_INJECTED;
+		(void)help_peer(w); /* what it reaps is taken below */
 	}
 	if (take_balancing(w, t))
 		return WEFT_SRC_STOLEN;
@@ -340,7 +358,8 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 			for (round = 0; round < rounds; round++) {
 				int src = steal_round(w, t) ? WEFT_SRC_STOLEN
 				          : inject_take(w, t) ? WEFT_SRC_INJECTED
-				          : take_local(w, t, true, false) ? WEFT_SRC_LOCAL : -1;
+				          : take_local(w, t, true, false) ? WEFT_SRC_LOCAL
+				          : round == 0 && help_peer(w) && take_own(w, t, true) ? WEFT_SRC_LOCAL : -1;
 				if (src >= 0) {
 					WEFT_TRACE(w, WEFT_EV_SEARCH_END, 0, 0);
 					weft__search_end(rt, true);

@@ -36,6 +36,7 @@ struct weft__stats {
 	uint64_t fibers;
 	uint64_t resumes;
 	uint64_t io_ops;
+	uint64_t io_helps;
 };
 
 #ifdef WEFT_NO_STATS

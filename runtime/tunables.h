@@ -99,4 +99,16 @@
  * many short fibers still share one system call. */
 #define WEFT_IO_POLL_NS 20000
 
+/* A worker with pending operations in its epoll set that has not reaped it
+ * for this long (its thread is off its core, or in a long task) is reaped
+ * by a peer that looks (io.h, shared event state): short enough to keep a
+ * descheduled worker's requests out of the millisecond tail, long enough
+ * that a worker at its tasks is not raced for its own set. */
+#define WEFT_IO_STALE_NS 200000
+
+/* How many of the next workers (by index) a parking worker looks at for
+ * one to watch that way: each running worker is watched by this many
+ * others, without a parking worker reading every worker's state. */
+#define WEFT_IO_WATCH_PEERS 4
+
 #endif /* WEFT_TUNABLES_H */

@@ -10,7 +10,8 @@ WEFT_IO_TESTS = \
 	tests/test_io \
 	tests/test_io_cancel \
 	tests/test_io_errors \
-	tests/test_io_accept
+	tests/test_io_accept \
+	tests/test_io_help
 check_PROGRAMS += $(WEFT_IO_TESTS)
 TESTS += $(WEFT_IO_TESTS)
 
@@ -33,6 +34,10 @@ tests_test_io_LDADD = $(WEFT_IO_TEST_LDADD)
 tests_test_io_cancel_SOURCES = tests/test_io_cancel.c $(WEFT_IO_TEST_COMMON)
 tests_test_io_cancel_CPPFLAGS = $(WEFT_IO_TEST_CPPFLAGS)
 tests_test_io_cancel_LDADD = $(WEFT_IO_TEST_LDADD)
+
+tests_test_io_help_SOURCES = tests/test_io_help.c $(WEFT_IO_TEST_COMMON)
+tests_test_io_help_CPPFLAGS = $(WEFT_IO_TEST_CPPFLAGS)
+tests_test_io_help_LDADD = $(WEFT_IO_TEST_LDADD)
 
 tests_test_io_errors_SOURCES = tests/test_io_errors.c $(WEFT_IO_TEST_COMMON)
 tests_test_io_errors_CPPFLAGS = $(WEFT_IO_TEST_CPPFLAGS)
