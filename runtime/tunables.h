@@ -106,6 +106,10 @@
  * that a worker at its tasks is not raced for its own set. */
 #define WEFT_IO_STALE_NS 200000
 
+/* An epoll worker that has not reaped its set for this long queues a RECV
+ * through the set instead of trying it first (io_epoll.c, behind()). */
+#define WEFT_IO_FAIR_NS 200000
+
 /* How many of the next workers (by index) a parking worker looks at for
  * one to watch that way: each running worker is watched by this many
  * others, without a parking worker reading every worker's state. */

@@ -15,11 +15,16 @@
  *                       once and in order, and the workers did reap each
  *                       other's sets (the count, where stats are built in).
  *
+ *   recv_waits_its_turn one worker: a fiber that ran long finds its next
+ *                       request already there, but another connection's
+ *                       request arrived first; that one is served first
+ *                       (an epoll worker that is behind queues a RECV
+ *                       through its set instead of trying it at once).
  *
  * epoll only: io_uring completes an operation only in the thread that
- * submitted it, so an io_uring worker's state is never shared.  Without
- * the sharing, the first two tests hang in their spin until the deadline
- * and fail.
+ * submitted it, so an io_uring worker's state is never shared, and it
+ * queues every completion.  Without the sharing, the first two tests hang
+ * in their spin until the deadline and fail.
  */
 #include "test_io_util.h"
 
@@ -262,4 +267,79 @@ Test(io_help, echo_under_stalls, .timeout = 120)
 	}
 	free(cargs);
 	free(r.pairs);
+}
+
+/* ---- recv_waits_its_turn ------------------------------------------------- */
+
+struct turn {
+	int a[2], b[2];
+	atomic_int spinning;  /* fa spins on its first request */
+	atomic_int b_sent;    /* the test thread wrote b's request */
+	char order[4];        /* requests in the order served */
+	atomic_int n;
+};
+
+static void turn_record(struct turn *t, char c)
+{
+	int i = atomic_fetch_add(&t->n, 1);
+
+	if (i < (int)sizeof t->order)
+		t->order[i] = c;
+}
+
+static void turn_fb(void *arg)
+{
+	struct turn *t = arg;
+	char c;
+
+	T_CHECK_EQ(weft_recv(t->b[0], &c, 1, 0), 1);
+	turn_record(t, c);
+}
+
+static void turn_fa(void *arg)
+{
+	struct turn *t = arg;
+	char c;
+	double until;
+
+	T_CHECK_EQ(weft_recv(t->a[0], &c, 1, 0), 1);
+	/* "Process" it for over WEFT_IO_FAIR_NS, while b's request arrives. */
+	atomic_store(&t->spinning, 1);
+	until = t_now() + 0.002;
+	while (!atomic_load(&t->b_sent) || t_now() < until)
+		;
+	turn_record(t, c);
+	/* a's next request has been there all along. */
+	T_CHECK_EQ(weft_recv(t->a[0], &c, 1, 0), 1);
+	turn_record(t, c);
+}
+
+Test(io_help, recv_waits_its_turn, .timeout = IO_TIMEOUT)
+{
+	struct turn t;
+	struct io_wg wg;
+	weft_runtime_t *rt = io_rt(WEFT_IO_EPOLL, 1);
+
+	memset(&t, 0, sizeof t);
+	io_socketpair(t.a);
+	io_socketpair(t.b);
+	io_wg_init(&wg);
+	/* In this order through the injector, on one worker: fb runs until
+	 * it waits on b (nothing has arrived there), then fa. */
+	cr_assert_eq(write(t.a[1], "12", 2), 2);
+	IO_GO_WG(rt, &wg, turn_fb, &t);
+	IO_GO_WG(rt, &wg, turn_fa, &t);
+	while (!atomic_load(&t.spinning))
+		t_sleep_us(100);
+	cr_assert_eq(write(t.b[1], "b", 1), 1);
+	atomic_store(&t.b_sent, 1);
+	io_wg_wait(&wg);
+	cr_assert_eq(atomic_load(&t.n), 3);
+	cr_assert(memcmp(t.order, "1b2", 3) == 0, "served in the order %.3s, not 1b2", t.order);
+	T_ASSERT_CLEAN();
+	io_finish(rt, &wg);
+	close(t.a[0]);
+	close(t.a[1]);
+	close(t.b[0]);
+	close(t.b[1]);
 }
