@@ -33,6 +33,7 @@
 /* Longest a spinning task waits for what the test expects (seconds). */
 #define SPIN_LIMIT_S 20.0
 
+#ifndef WEFT_NO_STATS
 static uint64_t io_helps(weft_runtime_t *rt)
 {
 	weft_stats_t st;
@@ -40,6 +41,7 @@ static uint64_t io_helps(weft_runtime_t *rt)
 	cr_assert_geq(weft_stats_get(rt, &st, NULL, 0), 1);
 	return st.io_helps;
 }
+#endif
 
 struct stall {
 	weft_runtime_t *rt;
