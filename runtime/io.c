@@ -915,6 +915,13 @@ bool weft__io_active(struct weft__worker *w)
 	       (!io->cancelled_all && atom_load_32(&w->rt->closing));
 }
 
+bool weft__io_blind_due(struct weft__worker *w)
+{
+	struct weft__io *io = w->io;
+
+	return io && io->shared && (++io->blind_tick & 7) == 0 && atom_load_64(&io->npending);
+}
+
 bool weft__io_ready_hint(struct weft__worker *w)
 {
 	struct weft__io *io = w->io;

@@ -168,6 +168,7 @@ struct weft__io {
 	bool in_run;                  /* inside weft__io_run: notify once, after */
 	bool wake_seen;               /* the backend saw wake_fd readable: drain it */
 	uint64_t last_poll_ns;        /* scheduler.c's last between-task poll */
+	unsigned blind_tick;          /* weft__io_blind_due's count */
 	/* Shared state (epoll): lock guards all of the above but the
 	 * mailbox, wake_fd and the fd counts; shared, npending and
 	 * last_reap_ns are read by helpers without it. */
@@ -203,6 +204,10 @@ bool weft__io_active(struct weft__worker *w);
  * queued submissions, completions (io_uring: read from shared memory, no
  * system call; epoll cannot tell without one and says false). */
 bool weft__io_ready_hint(struct weft__worker *w);
+/* Whether a busy worker whose backend cannot hint (epoll) should look at
+ * the clock for a between-task poll: every 8th call while it has
+ * operations pending.  Owner worker. */
+bool weft__io_blind_due(struct weft__worker *w);
 /* Handle mail, fire due timers, poll the backend for at most timeout_ns
  * (<0: until something happens; the next timer bounds it).  Returns the
  * number of continuations made runnable on w's deque. */

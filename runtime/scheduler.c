@@ -255,6 +255,15 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 			w->io->last_poll_ns = now;
 			weft__io_run(w, 0);
 		}
+	} else if (weft__io_blind_due(w)) {
+		/* epoll cannot hint: look every WEFT_IO_FAIR_NS of busy time,
+		 * so that what arrived queues behind what is queued, not the
+		 * other way round (as io_uring's completions do). */
+		uint64_t now = weft__now_ns();
+		if (now - w->io->last_poll_ns >= WEFT_IO_FAIR_NS) {
+			w->io->last_poll_ns = now;
+			weft__io_run(w, 0);
+		}
 	}
 	if (++w->tick >= WEFT_INJECT_INTERVAL) {
 		w->tick = 0;

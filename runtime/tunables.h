@@ -107,7 +107,9 @@
 #define WEFT_IO_STALE_NS 200000
 
 /* An epoll worker that has not reaped its set for this long queues a RECV
- * through the set instead of trying it first (io_epoll.c, behind()). */
+ * through the set instead of trying it first (io_epoll.c, behind()); a
+ * busy one looks at its set between tasks this often (epoll cannot hint
+ * that something is there, as io_uring's completion ring does). */
 #define WEFT_IO_FAIR_NS 200000
 
 /* How many of the next workers (by index) a parking worker looks at for

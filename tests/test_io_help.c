@@ -15,6 +15,11 @@
  *                       once and in order, and the workers did reap each
  *                       other's sets (the count, where stats are built in).
  *
+ *   busy_worker_polls   one worker runs a stream of 1 ms tasks; a fiber's
+ *                       data arrives meanwhile and the fiber runs within a
+ *                       few tasks, not at the injector's round (epoll says
+ *                       nothing without a system call: the busy worker
+ *                       looks every WEFT_IO_FAIR_NS).
  *   recv_waits_its_turn one worker: a fiber that ran long finds its next
  *                       request already there, but another connection's
  *                       request arrived first; that one is served first
@@ -344,4 +349,71 @@ Test(io_help, recv_waits_its_turn, .timeout = IO_TIMEOUT)
 	close(t.a[1]);
 	close(t.b[0]);
 	close(t.b[1]);
+}
+
+/* ---- busy_worker_polls --------------------------------------------------- */
+
+/* One worker runs a stream of 1 ms tasks (each submits the next); a fiber's
+ * recv becomes ready meanwhile.  epoll cannot say that without a system
+ * call, so without a look between tasks the fiber would wait for the
+ * injector's round (every 61 tasks); with it, for a few tasks. */
+struct stream {
+	weft_runtime_t *rt;
+	int sv[2];
+	atomic_int armed;     /* the fiber waits in its recv */
+	atomic_long tasks;    /* stream tasks run */
+	atomic_long at_write; /* ... when the data was written */
+	atomic_long at_resume; /* ... when the fiber had it */
+	atomic_int done;
+};
+
+static void stream_task(void *arg)
+{
+	struct stream *s = arg;
+	double end = t_now() + 0.001;
+
+	while (t_now() < end)
+		;
+	atomic_fetch_add(&s->tasks, 1);
+	if (!atomic_load(&s->done))
+		T_CHECK_EQ(weft_submit(s->rt, stream_task, s, NULL), 0);
+}
+
+static void stream_reader(void *arg)
+{
+	struct stream *s = arg;
+	char c;
+
+	atomic_store(&s->armed, 1);
+	T_CHECK_EQ(weft_recv(s->sv[0], &c, 1, 0), 1);
+	atomic_store(&s->at_resume, atomic_load(&s->tasks));
+	atomic_store(&s->done, 1);
+}
+
+Test(io_help, busy_worker_polls, .timeout = IO_TIMEOUT)
+{
+	struct stream s;
+	struct io_wg wg;
+	weft_runtime_t *rt = io_rt(WEFT_IO_EPOLL, 1);
+	long waited;
+
+	memset(&s, 0, sizeof s);
+	s.rt = rt;
+	io_socketpair(s.sv);
+	io_wg_init(&wg);
+	IO_GO_WG(rt, &wg, stream_reader, &s);
+	while (!atomic_load(&s.armed))
+		t_sleep_us(100);
+	cr_assert_eq(weft_submit(rt, stream_task, &s, NULL), 0);
+	while (atomic_load(&s.tasks) < 70) /* past an injector round */
+		t_sleep_ms(1);
+	atomic_store(&s.at_write, atomic_load(&s.tasks));
+	cr_assert_eq(write(s.sv[1], "x", 1), 1);
+	io_wg_wait(&wg);
+	waited = atomic_load(&s.at_resume) - atomic_load(&s.at_write);
+	cr_assert_lt(waited, 30, "the ready fiber waited %ld tasks of 1 ms", waited);
+	T_ASSERT_CLEAN();
+	io_finish(rt, &wg);
+	close(s.sv[0]);
+	close(s.sv[1]);
 }
