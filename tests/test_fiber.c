@@ -184,8 +184,11 @@ static void yield_fiber(void *p)
 	struct yield_arg *a = p;
 	struct yield_ctx *c = a->c;
 	atomic_fetch_add(&c->started, 1);
-	/* Wait (by yielding) until all fibers are there. */
-	for (long i = 0; i < 100000 && atomic_load(&c->started) < YIELD_FIBERS; i++)
+	/* Wait (by yielding) until all fibers are there: up to seconds, since
+	 * the test thread that starts them may be off its core a while on a
+	 * loaded machine (100 000 yields, about 4 ms, were once too few). */
+	double end = t_now() + 10.0;
+	while (atomic_load(&c->started) < YIELD_FIBERS && t_now() < end)
 		weft_yield();
 	T_CHECK_EQ(atomic_load(&c->started), YIELD_FIBERS);
 	for (long r = 0; r < c->rounds; r++) {
