@@ -18,9 +18,9 @@
  * thread that submitted it (its task work runs there), but an epoll set can
  * be waited on by any thread.  So an epoll worker's event state is shared:
  * its owner touches it only under io->lock (dropped while it blocks in
- * epoll_wait), and another worker that sees it has not
- * been reaped for WEFT_IO_STALE_NS (its thread is off its core, or in one
- * long task) may take the lock and reap it instead (weft__io_help_peer):
+ * epoll_wait), and another worker that sees it has not been reaped for
+ * WEFT_IO_STALE_NS (its thread is off its core, or in one long task) may
+ * take the lock and reap it instead (weft__io_help_peer):
  * the continuations then go to the helper's deque.  Without this, requests
  * whose readiness sits in a descheduled worker's set wait as long as the
  * kernel keeps it off (milliseconds on a loaded machine), while other

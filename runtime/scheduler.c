@@ -248,19 +248,14 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 	/* Submit what the last tasks queued and reap what completed, so that
 	 * a worker busy with a long queue neither sits on its fibers' sends
 	 * nor hides their completions from idle thieves; at most every
-	 * WEFT_IO_POLL_NS, so that short fibers still batch. */
-	if (weft__io_ready_hint(w)) {
+	 * WEFT_IO_POLL_NS, so that short fibers still batch.  epoll cannot
+	 * hint: it is looked at every WEFT_IO_FAIR_NS of busy time while I/O
+	 * is pending, so that what arrived queues behind what is queued, not
+	 * the other way round (as io_uring's completions do). */
+	uint64_t every = weft__io_ready_hint(w) ? WEFT_IO_POLL_NS : weft__io_blind_due(w) ? WEFT_IO_FAIR_NS : 0;
+	if (every) {
 		uint64_t now = weft__now_ns();
-		if (now - w->io->last_poll_ns >= WEFT_IO_POLL_NS) {
-			w->io->last_poll_ns = now;
-			weft__io_run(w, 0);
-		}
-	} else if (weft__io_blind_due(w)) {
-		/* epoll cannot hint: look every WEFT_IO_FAIR_NS of busy time,
-		 * so that what arrived queues behind what is queued, not the
-		 * other way round (as io_uring's completions do). */
-		uint64_t now = weft__now_ns();
-		if (now - w->io->last_poll_ns >= WEFT_IO_FAIR_NS) {
+		if (now - w->io->last_poll_ns >= every) {
 			w->io->last_poll_ns = now;
 			weft__io_run(w, 0);
 		}
