@@ -213,6 +213,9 @@ typedef struct weft_stats {
 	uint64_t io_ops;         /* I/O operations and timers started */
 	uint64_t io_helps;       /* times this worker reaped another worker's
 	                            epoll set, which had gone unreaped too long */
+	uint64_t io_yields;      /* times this worker gave its core up to a
+	                            runnable io_uring worker whose completions
+	                            had waited for its thread too long */
 } weft_stats_t;
 
 /*

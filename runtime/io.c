@@ -207,10 +207,11 @@ int weft__io_worker_init(struct weft__worker *w)
 		io->backend = &weft__io_epoll_backend;
 		rc = io->backend->init(w, &rt->cfg);
 	}
-	if (rc == 0 && io->backend == &weft__io_epoll_backend) {
+	if (rc == 0) {
 		/* Published to helpers by the worker's count in io_init_left. */
 		atom_store_64(&io->last_reap_ns, (int64_t)weft__now_ns());
-		io->shared = 1;
+		io->shared = io->backend == &weft__io_epoll_backend;
+		io->live = 1;
 	}
 	if (rc) {
 		w->io = NULL;
@@ -229,9 +230,11 @@ void weft__io_worker_fini(struct weft__worker *w)
 
 	if (!io)
 		return;
-	/* Helpers keep away from here on (they test shared under lock). */
+	/* Helpers keep away from here on (they test shared or live under
+	 * lock). */
 	pthread_mutex_lock(&io->lock);
 	atom_store_32(&io->shared, 0);
+	io->live = 0;
 	pthread_mutex_unlock(&io->lock);
 	io->backend->fini(w);
 	free(io->heap);
@@ -971,8 +974,7 @@ static int run_locked(struct weft__worker *w, struct weft__worker *self, int64_t
 		fire_timers(w, weft__now_ns());
 	(void)rc; /* a failed wait is retried by the caller's loop */
 	io->foreign = false;
-	if (io->shared)
-		atom_store_64(&io->last_reap_ns, (int64_t)weft__now_ns());
+	atom_store_64(&io->last_reap_ns, (int64_t)weft__now_ns());
 	self->io->in_run = false;
 	/* self runs one task next; wake a helper for the rest (Tokio's rule).
 	 * A full fence for P2: self may be parked (its park waits in here),
@@ -999,10 +1001,26 @@ int weft__io_help_peer(struct weft__worker *self, struct weft__worker *peer)
 	struct weft__io *io = peer->io;
 	int n = 0;
 
-	if (!io || !atom_load_32(&io->shared) || !atom_load_64(&io->npending))
+	if (!io || !atom_load_64(&io->npending))
 		return 0;
 	if ((int64_t)weft__now_ns() - atom_load_64(&io->last_reap_ns) < WEFT_IO_STALE_NS)
 		return 0;
+	if (!atom_load_32(&io->shared)) {
+		/* Only the peer's thread can collect what came for it: if it
+		 * has work owed, the kernel has made it runnable (or it is
+		 * busy elsewhere), so it is likely waiting for a core.  The
+		 * lock keeps its backend from going (fini) while we look. */
+		bool owed;
+		if (!io->backend->owed || pthread_mutex_trylock(&io->lock) != 0)
+			return 0;
+		owed = io->live && io->backend->owed(peer);
+		pthread_mutex_unlock(&io->lock);
+		if (owed) {
+			WEFT_STAT_INC(self, io_yields);
+			sched_yield();
+		}
+		return 0;
+	}
 	if (pthread_mutex_trylock(&io->lock) != 0)
 		return 0; /* its owner (or another helper) is at it */
 	if (io->shared) {

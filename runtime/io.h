@@ -26,7 +26,12 @@
  * kernel keeps it off (milliseconds on a loaded machine), while other
  * workers idle or serve their own; Go's netpoller and Tokio's I/O driver
  * are shared for the same reason.  An io_uring worker's state is not
- * shared, and pays no lock.
+ * shared, and pays no lock.  A peer can only step aside for it: a worker
+ * that finds an io_uring peer's ring unreaped for WEFT_IO_STALE_NS with
+ * completions owed to it (backend->owed: the kernel has them, only the
+ * owner's thread can collect them) calls sched_yield, so that where the
+ * two share a core the owner gets it before the kernel's time slice ends
+ * (io_yields).  A hint: where each has a core, the yield returns at once.
  *
  * Invariants
  *   I1  an operation is issued on the worker whose thread started it (its
@@ -121,6 +126,10 @@ struct weft__io_backend {
 	 * the op's result in *res; -EAGAIN there means not ready: issue()
 	 * follows, with WEFT__OPF_TRIED set. */
 	bool (*try_first)(weft_op_t *op, ssize_t *res);
+	/* Unshared states only (may be NULL): whether completions have come
+	 * for w that only w's thread can collect.  Any thread; no system
+	 * call; a hint. */
+	bool (*owed)(struct weft__worker *w);
 };
 
 extern const struct weft__io_backend weft__io_uring_backend;
@@ -171,9 +180,12 @@ struct weft__io {
 	unsigned blind_tick;          /* weft__io_blind_due's count */
 	/* Shared state (epoll): lock guards all of the above but the
 	 * mailbox, wake_fd and the fd counts; shared, npending and
-	 * last_reap_ns are read by helpers without it. */
+	 * last_reap_ns are read by helpers without it.  Unshared: lock
+	 * guards only live, against fini. */
 	pthread_mutex_t lock;
 	uint32_t shared;              /* helpers may reap it (cleared at fini) */
+	uint32_t live;                /* set up, not yet at fini: helpers may
+	                               * ask backend->owed (under lock) */
 	bool foreign;                 /* a helper reaps it now: the backend
 	                               * must leave wake_fd to its owner */
 	int64_t last_reap_ns;         /* last weft__io_run's end, any thread */
@@ -214,9 +226,11 @@ bool weft__io_blind_due(struct weft__worker *w);
 int weft__io_run(struct weft__worker *w, int64_t timeout_ns);
 /* Wake w out of a blocking weft__io_run.  Any thread. */
 void weft__io_wake(struct weft__worker *w);
-/* Reap peer's shared event state for it if it has pending operations and
- * has not been reaped for WEFT_IO_STALE_NS (and its lock is free): the
- * continuations go to self's deque.  Returns how many.  self's thread. */
+/* If peer has pending operations and has not been reaped for
+ * WEFT_IO_STALE_NS: reap its shared event state for it (when its lock is
+ * free; the continuations go to self's deque), or, for an unshared one
+ * with completions owed, yield self's core.  Returns how many
+ * continuations self got.  self's thread. */
 int weft__io_help_peer(struct weft__worker *self, struct weft__worker *peer);
 /* A peer that a parking self should watch: one of the next few workers
  * that is running (not parked) with operations pending in a shared event

@@ -546,6 +546,20 @@ static bool kernel_has_work(struct uring *be)
 	return be->defer && !be->taskrun_flag && be->nops;
 }
 
+/* Whether the kernel holds completions for w's thread: deferred task work
+ * (IORING_SQ_TASKRUN), or CQEs it has not reaped.  Any thread: the ring's
+ * pointers are fixed once it is set up, and the words are read once each,
+ * relaxed (a stale answer only delays or wastes one yield). */
+static bool uring_owed(struct weft__worker *w)
+{
+	struct uring *be = w->io->be;
+	struct io_uring_cq *cq = &be->ring.cq;
+
+	if (IO_URING_READ_ONCE(*be->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))
+		return true;
+	return IO_URING_READ_ONCE(*cq->ktail) != IO_URING_READ_ONCE(*cq->khead);
+}
+
 /* Set up the ring.  Worker thread, before any other call. */
 static int uring_init(struct weft__worker *w, const weft_config_t *cfg)
 {
@@ -744,4 +758,5 @@ const struct weft__io_backend weft__io_uring_backend = {
 	.cancel = uring_cancel,
 	.poll = uring_poll,
 	.busy = uring_busy,
+	.owed = uring_owed,
 };

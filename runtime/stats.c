@@ -25,6 +25,7 @@ static void load(const struct weft__worker *w, weft_stats_t *o)
 	LOAD(resumes);
 	LOAD(io_ops);
 	LOAD(io_helps);
+	LOAD(io_yields);
 #undef LOAD
 	/* Derived (stats.h); while tasks are pending it can run ahead of
 	 * what has really run, never behind it at quiescence. */
@@ -46,6 +47,7 @@ static void add(weft_stats_t *t, const weft_stats_t *s)
 	t->resumes += s->resumes;
 	t->io_ops += s->io_ops;
 	t->io_helps += s->io_helps;
+	t->io_yields += s->io_yields;
 }
 
 int weft_stats_get(const weft_runtime_t *rt, weft_stats_t *total, weft_stats_t *per_worker, unsigned n)
@@ -103,7 +105,10 @@ int weft_stats_print(const weft_runtime_t *rt, FILE *out)
 		             100.0 * (double)total.steals / (double)total.steal_attempts,
 		             (unsigned long long)atom_load_64((const int64_t *)&rt->outside_submits)) > 0;
 	if (ok && total.io_ops)
-		ok = fprintf(out, "I/O: %llu operations and timers, %llu reaps of another worker's epoll set\n",
-		             (unsigned long long)total.io_ops, (unsigned long long)total.io_helps) > 0;
+		ok = fprintf(out,
+		             "I/O: %llu operations and timers, %llu reaps of another worker's epoll set, "
+		             "%llu yields to an io_uring worker owed completions\n",
+		             (unsigned long long)total.io_ops, (unsigned long long)total.io_helps,
+		             (unsigned long long)total.io_yields) > 0;
 	return ok ? 0 : -EIO;
 }

@@ -37,6 +37,7 @@ struct weft__stats {
 	uint64_t resumes;
 	uint64_t io_ops;
 	uint64_t io_helps;
+	uint64_t io_yields;
 };
 
 #ifdef WEFT_NO_STATS

@@ -26,10 +26,16 @@
  *                       (an epoll worker that is behind queues a RECV
  *                       through its set instead of trying it at once).
  *
- * epoll only: io_uring completes an operation only in the thread that
- * submitted it, so an io_uring worker's state is never shared, and it
- * queues every completion.  Without the sharing, the first two tests hang
- * in their spin until the deadline and fail.
+ *   busy_peer_yields    io_uring: worker A spins with a completion owed to
+ *                       it; worker B, running a chain of short tasks, sees
+ *                       it and yields its core (counted in io_yields); the
+ *                       callback then runs on A.
+ *
+ * The others are epoll only: io_uring completes an operation only in the
+ * thread that submitted it, so an io_uring worker's state is never shared,
+ * and it queues every completion.  Without the sharing, the first two tests
+ * hang in their spin until the deadline and fail; without the yield, the
+ * last one does.
  */
 #include "test_io_util.h"
 
@@ -412,6 +418,116 @@ Test(io_help, busy_worker_polls, .timeout = IO_TIMEOUT)
 	io_wg_wait(&wg);
 	waited = atomic_load(&s.at_resume) - atomic_load(&s.at_write);
 	cr_assert_lt(waited, 30, "the ready fiber waited %ld tasks of 1 ms", waited);
+	T_ASSERT_CLEAN();
+	io_finish(rt, &wg);
+	close(s.sv[0]);
+	close(s.sv[1]);
+}
+
+/* ---- busy_peer_yields (io_uring) ----------------------------------------- */
+
+/* The owner (A) spins in a fiber with a recv's completion owed to it (the
+ * data arrived; only A's thread can collect it); the other worker (B) runs
+ * a chain of short tasks and, finding A's completion owed and A's ring
+ * unreaped for WEFT_IO_STALE_NS, gives up its core (sched_yield), counted
+ * in io_yields.  On a machine where A waits for B's core this lets A run;
+ * here both may have a core, so the test checks that B noticed and that the
+ * callback still runs, once, on A (io_uring completes only there). */
+struct owed {
+	weft_runtime_t *rt;
+	int sv[2];
+	weft_op_t op;
+	char buf[4];
+	atomic_int stop_chain;
+	atomic_long chain;
+	atomic_int cb_done;
+	int cb_worker;
+	ssize_t cb_res;
+	int owner;        /* worker that submitted the recv and spun */
+	int tries;        /* rounds until the fiber was on the owner after its sleep */
+	uint64_t yields;  /* io_yields once the owner stopped spinning */
+	atomic_int done;
+};
+
+static void owed_cb(weft_op_t *op)
+{
+	struct owed *s = op->data;
+
+	s->cb_res = op->result;
+	s->cb_worker = weft_worker_index();
+	atomic_store(&s->cb_done, 1);
+}
+
+static void owed_chain(void *arg)
+{
+	struct owed *s = arg;
+
+	atomic_fetch_add(&s->chain, 1);
+	if (!atomic_load(&s->stop_chain))
+		T_CHECK_EQ(weft_submit(s->rt, owed_chain, s, NULL), 0);
+}
+
+static void owed_fiber(void *arg)
+{
+	struct owed *s = arg;
+	weft_stats_t st;
+	double deadline;
+
+	for (s->tries = 1; s->tries <= 100; s->tries++) {
+		s->owner = weft_worker_index();
+		atomic_store(&s->cb_done, 0);
+		memset(&s->op, 0, sizeof s->op);
+		s->op.opcode = WEFT_OP_RECV;
+		s->op.fd = s->sv[0];
+		s->op.buf = s->buf;
+		s->op.len = sizeof s->buf;
+		s->op.cb = owed_cb;
+		s->op.data = s;
+		T_CHECK_EQ(weft_op_submit(s->rt, &s->op), 0);
+		/* The sleep makes the owner submit the recv to its ring. */
+		T_CHECK_EQ(weft_sleep(1000000), 0);
+		T_CHECK_EQ(write(s->sv[1], "x", 1), 1);
+		if (weft_worker_index() == s->owner)
+			break;
+		/* Resumed elsewhere: the owner reaps it by itself.  Again. */
+		while (!atomic_load(&s->cb_done))
+			T_CHECK_EQ(weft_sleep(100000), 0);
+	}
+	deadline = t_now() + SPIN_LIMIT_S;
+	do
+		T_CHECK(weft_stats_get(s->rt, &st, NULL, 0) >= 1);
+	while (!st.io_yields && t_now() < deadline);
+	s->yields = st.io_yields;
+	atomic_store(&s->done, 1);
+}
+
+Test(io_help, busy_peer_yields, .timeout = IO_TIMEOUT)
+{
+	struct owed s;
+	struct io_wg wg;
+	weft_runtime_t *rt;
+
+#ifdef WEFT_NO_STATS
+	cr_skip_test("built without stats: the yield is seen only through io_yields");
+#endif
+	rt = io_rt(WEFT_IO_URING, 2);
+	memset(&s, 0, sizeof s);
+	s.rt = rt;
+	io_socketpair(s.sv);
+	io_wg_init(&wg);
+	cr_assert_eq(weft_submit(rt, owed_chain, &s, NULL), 0);
+	IO_GO_WG(rt, &wg, owed_fiber, &s);
+	io_wg_wait(&wg);
+	atomic_store(&s.stop_chain, 1);
+	while (!atomic_load(&s.cb_done))
+		t_sleep_ms(1);
+	cr_assert_leq(s.tries, 100, "the fiber never resumed on the worker that owns its recv");
+	cr_assert_geq(s.yields, 1, "the busy worker (%ld chain tasks) never yielded to the owner %d spinning "
+	              "with a completion owed", atomic_load(&s.chain), s.owner);
+	cr_assert_eq(s.cb_res, 1, "recv result %zd", s.cb_res);
+	cr_assert_eq(s.buf[0], 'x');
+	cr_assert_eq(s.cb_worker, s.owner, "io_uring ran the callback on worker %d, not the owner %d", s.cb_worker,
+	             s.owner);
 	T_ASSERT_CLEAN();
 	io_finish(rt, &wg);
 	close(s.sv[0]);
