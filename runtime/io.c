@@ -35,7 +35,10 @@
  *       helper goes to the helper's deque (push_cont, fiber.c's make_ready
  *       on the calling worker), so no thread pushes on another's deque.
  *       A SEND is first tried before the lock is taken (try_first): the op
- *       is not PENDING yet, so nothing else can reach it.
+ *       is not PENDING yet, so nothing else can reach it.  On an unshared
+ *       state the lock guards only `live`: a peer reads the backend's
+ *       owed() hint (words the kernel writes in the ring, read relaxed)
+ *       under it, so fini cannot unmap the ring meanwhile.
  *   I7  an op is not handed to its continuation (which may free it) while
  *       a remote cancel still refers to it.  The canceller adds 1 to hold,
  *       then re-reads state; the completer stores DONE, then reads hold:
