@@ -940,7 +940,7 @@ bool weft__io_ready_hint(struct weft__worker *w)
 static int run_locked(struct weft__worker *w, struct weft__worker *self, int64_t timeout_ns)
 {
 	struct weft__io *io = w->io;
-	uint64_t start = io->nready;
+	uint64_t start = io->nready, end;
 	int rc;
 
 	self->io->in_run = true; /* self's own flag: its pushes wait (push_cont) */
@@ -973,11 +973,12 @@ static int run_locked(struct weft__worker *w, struct weft__worker *self, int64_t
 	}
 	if (atom_load_32(&io->mb_nonempty))
 		handle_mail(w);
+	end = weft__now_ns();
 	if (io->nheap)
-		fire_timers(w, weft__now_ns());
+		fire_timers(w, end);
 	(void)rc; /* a failed wait is retried by the caller's loop */
 	io->foreign = false;
-	atom_store_64(&io->last_reap_ns, (int64_t)weft__now_ns());
+	atom_store_64(&io->last_reap_ns, (int64_t)end);
 	self->io->in_run = false;
 	/* self runs one task next; wake a helper for the rest (Tokio's rule).
 	 * A full fence for P2: self may be parked (its park waits in here),
