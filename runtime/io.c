@@ -1003,23 +1003,30 @@ int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
 int weft__io_help_peer(struct weft__worker *self, struct weft__worker *peer)
 {
 	struct weft__io *io = peer->io;
+	int64_t now;
 	int n = 0;
 
 	if (!io || !atom_load_64(&io->npending))
 		return 0;
-	if ((int64_t)weft__now_ns() - atom_load_64(&io->last_reap_ns) < WEFT_IO_STALE_NS)
+	now = (int64_t)weft__now_ns();
+	if (now - atom_load_64(&io->last_reap_ns) < WEFT_IO_STALE_NS)
 		return 0;
 	if (!atom_load_32(&io->shared)) {
 		/* Only the peer's thread can collect what came for it: if it
 		 * has work owed, the kernel has made it runnable (or it is
 		 * busy elsewhere), so it is likely waiting for a core.  The
-		 * lock keeps its backend from going (fini) while we look. */
+		 * lock keeps its backend from going (fini) while we look.
+		 * At most one yield per WEFT_IO_STALE_NS: where the peer has
+		 * a core of its own (in one long task), each is a system call
+		 * for nothing. */
 		bool owed;
-		if (!io->backend->owed || pthread_mutex_trylock(&io->lock) != 0)
+		if (now - self->io->last_yield_ns < WEFT_IO_STALE_NS || !io->backend->owed ||
+		    pthread_mutex_trylock(&io->lock) != 0)
 			return 0;
 		owed = io->live && io->backend->owed(peer);
 		pthread_mutex_unlock(&io->lock);
 		if (owed) {
+			self->io->last_yield_ns = now;
 			WEFT_STAT_INC(self, io_yields);
 			sched_yield();
 		}

@@ -189,6 +189,8 @@ struct weft__io {
 	bool foreign;                 /* a helper reaps it now: the backend
 	                               * must leave wake_fd to its owner */
 	int64_t last_reap_ns;         /* last weft__io_run's end, any thread */
+	int64_t last_yield_ns;        /* this worker's last yield to a peer
+	                               * (weft__io_help_peer); owner only */
 };
 
 /* Whether a continuation pushed by w should wake a parked worker now: not
