@@ -29,9 +29,10 @@
  * shared, and pays no lock.  A peer can only step aside for it: a worker
  * that finds an io_uring peer's ring unreaped for WEFT_IO_STALE_NS with
  * completions owed to it (backend->owed: the kernel has them, only the
- * owner's thread can collect them) calls sched_yield, so that where the
- * two share a core the owner gets it before the kernel's time slice ends
- * (io_yields).  A hint: where each has a core, the yield returns at once.
+ * owner's thread can collect them) calls sched_yield, at most once per
+ * WEFT_IO_STALE_NS, so that where the two share a core the owner gets it
+ * before the kernel's time slice ends (io_yields).  A hint: where each has
+ * a core, the yield returns at once.
  *
  * Invariants
  *   I1  an operation is issued on the worker whose thread started it (its
