@@ -54,38 +54,60 @@ static uint64_t io_helps(weft_runtime_t *rt)
 }
 #endif
 
-struct stall {
+/* A RECV with a callback on sv[0], submitted by the worker that calls
+ * pend_submit (its owner), and a chain of short top-level tasks that other
+ * workers run until stop_chain is set. */
+struct pend {
 	weft_runtime_t *rt;
 	int sv[2];
 	weft_op_t op;
 	char buf[4];
-	bool busy_peer;      /* keep the other worker busy with a task chain */
 	atomic_int cb_done;
 	int cb_worker;       /* worker the callback ran on */
 	ssize_t cb_res;
-	int owner;           /* worker that submitted the recv and spun */
-	int seen;            /* the callback ran while the owner spun */
+	int owner;           /* worker that submitted the recv */
+	atomic_int stop_chain;
 	atomic_long chain;   /* chain tasks run */
 };
 
-static void stall_cb(weft_op_t *op)
+static void pend_cb(weft_op_t *op)
 {
-	struct stall *s = op->data;
+	struct pend *p = op->data;
 
-	s->cb_res = op->result;
-	s->cb_worker = weft_worker_index();
-	atomic_store(&s->cb_done, 1);
+	p->cb_res = op->result;
+	p->cb_worker = weft_worker_index();
+	atomic_store(&p->cb_done, 1);
 }
 
-/* Resubmits itself until the callback ran: a stream of top-level tasks. */
+static void pend_submit(struct pend *p)
+{
+	p->owner = weft_worker_index();
+	atomic_store(&p->cb_done, 0);
+	memset(&p->op, 0, sizeof p->op);
+	p->op.opcode = WEFT_OP_RECV;
+	p->op.fd = p->sv[0];
+	p->op.buf = p->buf;
+	p->op.len = sizeof p->buf;
+	p->op.cb = pend_cb;
+	p->op.data = p;
+	T_CHECK_EQ(weft_op_submit(p->rt, &p->op), 0);
+}
+
+/* Resubmits itself until stop_chain: a stream of top-level tasks. */
 static void chain_task(void *arg)
 {
-	struct stall *s = arg;
+	struct pend *p = arg;
 
-	atomic_fetch_add(&s->chain, 1);
-	if (!atomic_load(&s->cb_done))
-		T_CHECK_EQ(weft_submit(s->rt, chain_task, s, NULL), 0);
+	atomic_fetch_add(&p->chain, 1);
+	if (!atomic_load(&p->stop_chain))
+		T_CHECK_EQ(weft_submit(p->rt, chain_task, p, NULL), 0);
 }
+
+struct stall {
+	struct pend p;
+	bool busy_peer;      /* keep the other worker busy with a task chain */
+	int seen;            /* the callback ran while the owner spun */
+};
 
 static void noop_task(void *arg)
 {
@@ -95,60 +117,55 @@ static void noop_task(void *arg)
 static void stall_task(void *arg)
 {
 	struct stall *s = arg;
+	struct pend *p = &s->p;
 	double deadline;
 
-	s->owner = weft_worker_index();
-	memset(&s->op, 0, sizeof s->op);
-	s->op.opcode = WEFT_OP_RECV;
-	s->op.fd = s->sv[0];
-	s->op.buf = s->buf;
-	s->op.len = sizeof s->buf;
-	s->op.cb = stall_cb;
-	s->op.data = s;
-	T_CHECK_EQ(weft_op_submit(s->rt, &s->op), 0); /* owned by this worker */
+	pend_submit(p); /* owned by this worker */
 	/* Other work now, which the other worker takes (this one spins):
 	 * the chain keeps it busy; a no-op makes an idle one wake, run it
 	 * and park again, now with this worker's recv pending.  For that
 	 * one the data comes only once it had time to park: only its
 	 * parking, short because of what it saw pending here, can find
 	 * it then. */
-	T_CHECK_EQ(weft_submit(s->rt, s->busy_peer ? chain_task : noop_task, s, NULL), 0);
+	T_CHECK_EQ(weft_submit(p->rt, s->busy_peer ? chain_task : noop_task, p, NULL), 0);
 	if (!s->busy_peer) {
 		deadline = t_now() + 0.05;
 		while (t_now() < deadline)
 			;
 	}
-	T_CHECK_EQ(write(s->sv[1], "x", 1), 1);
+	T_CHECK_EQ(write(p->sv[1], "x", 1), 1);
 	deadline = t_now() + SPIN_LIMIT_S;
-	while (!atomic_load(&s->cb_done) && t_now() < deadline)
+	while (!atomic_load(&p->cb_done) && t_now() < deadline)
 		;
-	s->seen = atomic_load(&s->cb_done);
+	s->seen = atomic_load(&p->cb_done);
+	atomic_store(&p->stop_chain, 1);
 }
 
 static void stall_case(bool busy_peer)
 {
 	struct stall s;
+	struct pend *p = &s.p;
 	weft_runtime_t *rt = io_rt(WEFT_IO_EPOLL, 2);
 
 	memset(&s, 0, sizeof s);
-	s.rt = rt;
+	p->rt = rt;
 	s.busy_peer = busy_peer;
-	io_socketpair(s.sv);
+	io_socketpair(p->sv);
 	t_run(rt, stall_task, &s);
-	cr_assert(s.seen, "the recv's callback did not run while its worker (%d) spun for %.0f s", s.owner,
+	cr_assert(s.seen, "the recv's callback did not run while its worker (%d) spun for %.0f s", p->owner,
 	          SPIN_LIMIT_S);
-	cr_assert_eq(s.cb_res, 1, "recv result %zd", s.cb_res);
-	cr_assert_eq(s.buf[0], 'x');
-	cr_assert_neq(s.cb_worker, s.owner, "callback ran on the spinning worker %d", s.owner);
+	cr_assert_eq(p->cb_res, 1, "recv result %zd", p->cb_res);
+	cr_assert_eq(p->buf[0], 'x');
+	cr_assert_neq(p->cb_worker, p->owner, "callback ran on the spinning worker %d", p->owner);
 	if (busy_peer)
-		cr_assert_gt(atomic_load(&s.chain), 0);
+		cr_assert_gt(atomic_load(&p->chain), 0);
 #ifndef WEFT_NO_STATS
 	cr_assert_geq(io_helps(rt), 1, "no reap of another worker's set was counted");
 #endif
 	T_ASSERT_CLEAN();
 	t_destroy(rt);
-	close(s.sv[0]);
-	close(s.sv[1]);
+	close(p->sv[0]);
+	close(p->sv[1]);
 }
 
 Test(io_help, busy_peer_reaps, .timeout = IO_TIMEOUT)
@@ -441,69 +458,35 @@ Test(io_help, busy_worker_polls, .timeout = IO_TIMEOUT)
 #define OWED_MORE_MAX(w) (uint64_t)((w) / 200e-6 + 2)
 
 struct owed {
-	weft_runtime_t *rt;
-	int sv[2];
-	weft_op_t op;
-	char buf[4];
-	atomic_int stop_chain;
-	atomic_long chain;
-	atomic_int cb_done;
-	ssize_t cb_res;
-	int owner;        /* worker that submitted the recv and spun */
+	struct pend p;
 	int tries;        /* rounds until the fiber was on the owner after its sleep */
 	uint64_t yields;  /* io_yields once the first was seen */
 	uint64_t more_yields; /* io_yields in the window that followed */
 	double window_s;      /* that window (about OWED_MORE_S) */
-	atomic_int done;
 };
-
-static void owed_cb(weft_op_t *op)
-{
-	struct owed *s = op->data;
-
-	s->cb_res = op->result;
-	atomic_store(&s->cb_done, 1);
-}
-
-static void owed_chain(void *arg)
-{
-	struct owed *s = arg;
-
-	atomic_fetch_add(&s->chain, 1);
-	if (!atomic_load(&s->stop_chain))
-		T_CHECK_EQ(weft_submit(s->rt, owed_chain, s, NULL), 0);
-}
 
 static void owed_fiber(void *arg)
 {
 	struct owed *s = arg;
+	struct pend *p = &s->p;
 	weft_stats_t st;
 	double deadline, start;
 
 	for (s->tries = 1; s->tries <= 100; s->tries++) {
-		s->owner = weft_worker_index();
-		atomic_store(&s->cb_done, 0);
-		memset(&s->op, 0, sizeof s->op);
-		s->op.opcode = WEFT_OP_RECV;
-		s->op.fd = s->sv[0];
-		s->op.buf = s->buf;
-		s->op.len = sizeof s->buf;
-		s->op.cb = owed_cb;
-		s->op.data = s;
-		T_CHECK_EQ(weft_op_submit(s->rt, &s->op), 0);
+		pend_submit(p);
 		/* The sleep makes the owner submit the recv to its ring. */
 		T_CHECK_EQ(weft_sleep(1000000), 0);
-		T_CHECK_EQ(write(s->sv[1], "x", 1), 1);
-		if (weft_worker_index() == s->owner)
+		T_CHECK_EQ(write(p->sv[1], "x", 1), 1);
+		if (weft_worker_index() == p->owner)
 			break;
 		/* Resumed elsewhere: the owner reaps it by itself.  Again. */
-		while (!atomic_load(&s->cb_done))
+		while (!atomic_load(&p->cb_done))
 			T_CHECK_EQ(weft_sleep(100000), 0);
 	}
 	deadline = t_now() + SPIN_LIMIT_S;
 	do {
 		start = t_now();
-		T_CHECK(weft_stats_get(s->rt, &st, NULL, 0) >= 1);
+		T_CHECK(weft_stats_get(p->rt, &st, NULL, 0) >= 1);
 	} while (!st.io_yields && start < deadline);
 	s->yields = st.io_yields;
 	/* Go on spinning: B may yield again, but at most once per
@@ -512,15 +495,15 @@ static void owed_fiber(void *arg)
 	 * thread's own time off its core widens it. */
 	while (t_now() < start + OWED_MORE_S)
 		;
-	T_CHECK(weft_stats_get(s->rt, &st, NULL, 0) >= 1);
+	T_CHECK(weft_stats_get(p->rt, &st, NULL, 0) >= 1);
 	s->window_s = t_now() - start;
 	s->more_yields = st.io_yields - s->yields;
-	atomic_store(&s->done, 1);
 }
 
 Test(io_help, busy_peer_yields, .timeout = IO_TIMEOUT)
 {
 	struct owed s;
+	struct pend *p = &s.p;
 	struct io_wg wg;
 	weft_runtime_t *rt;
 
@@ -529,25 +512,25 @@ Test(io_help, busy_peer_yields, .timeout = IO_TIMEOUT)
 #endif
 	rt = io_rt(WEFT_IO_URING, 2);
 	memset(&s, 0, sizeof s);
-	s.rt = rt;
-	io_socketpair(s.sv);
+	p->rt = rt;
+	io_socketpair(p->sv);
 	io_wg_init(&wg);
-	cr_assert_eq(weft_submit(rt, owed_chain, &s, NULL), 0);
+	cr_assert_eq(weft_submit(rt, chain_task, p, NULL), 0);
 	IO_GO_WG(rt, &wg, owed_fiber, &s);
 	io_wg_wait(&wg);
-	atomic_store(&s.stop_chain, 1);
-	while (!atomic_load(&s.cb_done))
+	atomic_store(&p->stop_chain, 1);
+	while (!atomic_load(&p->cb_done))
 		t_sleep_ms(1);
 	cr_assert_leq(s.tries, 100, "the fiber never resumed on the worker that owns its recv");
 	cr_assert_geq(s.yields, 1, "the busy worker (%ld chain tasks) never yielded to the owner %d spinning "
-	              "with a completion owed", atomic_load(&s.chain), s.owner);
+	              "with a completion owed", atomic_load(&p->chain), p->owner);
 	cr_assert_leq(s.more_yields, OWED_MORE_MAX(s.window_s),
 	              "%llu yields in %.1f ms of the owner's spin (%ld chain tasks): more than one per 200 us",
-	              (unsigned long long)s.more_yields, s.window_s * 1e3, atomic_load(&s.chain));
-	cr_assert_eq(s.cb_res, 1, "recv result %zd", s.cb_res);
-	cr_assert_eq(s.buf[0], 'x');
+	              (unsigned long long)s.more_yields, s.window_s * 1e3, atomic_load(&p->chain));
+	cr_assert_eq(p->cb_res, 1, "recv result %zd", p->cb_res);
+	cr_assert_eq(p->buf[0], 'x');
 	T_ASSERT_CLEAN();
 	io_finish(rt, &wg);
-	close(s.sv[0]);
-	close(s.sv[1]);
+	close(p->sv[0]);
+	close(p->sv[1]);
 }
