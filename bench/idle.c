@@ -14,10 +14,17 @@
  *             min_s/max_s the extremes, result is p99_s=.
  *   wake_rt   The same samples measured to the return of
  *             weft_future_wait in the submitting thread (round trip).
+ *             Both also report runtime "pthread": the floor this machine
+ *             sets, one plain thread parked in pthread_cond_wait and
+ *             signalled after the same gap (the park of a textbook thread
+ *             pool), its samples interleaved with weft's so that both see
+ *             the same noise.
  *
  *   idle [--what idle,wake] [--window 2] [--samples 200] [--gap-ms 20]
  *        [--workers 2] [--reps 1] [--warmup 1] [--no-header]
  */
+#include <pthread.h>
+
 #include "bench_weft.h"
 #include "fib.h"
 
@@ -81,19 +88,92 @@ static void idle_cpu(const struct bench_opts *o, weft_runtime_t *rt, unsigned w,
 	             ok && med / window <= 0.02 && !bench_failed());
 }
 
+/* The baseline: a thread that parks in pthread_cond_wait until go, stamps
+ * the time it runs again and answers through done. */
+struct parked {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int go, done, quit;
+	double started;
+};
+
+static void *parked_main(void *p)
+{
+	struct parked *b = p;
+
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		while (!b->go && !b->quit)
+			pthread_cond_wait(&b->cv, &b->mu);
+		if (b->quit)
+			break;
+		b->started = bench_now();
+		b->go = 0;
+		b->done = 1;
+		pthread_cond_broadcast(&b->cv);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+/* One baseline sample: signal the parked thread, wait for its answer.
+ * Returns t0 through *t0 and the thread's start time. */
+static double parked_wake(struct parked *b, double *t0)
+{
+	pthread_mutex_lock(&b->mu);
+	*t0 = bench_now();
+	b->go = 1;
+	pthread_cond_broadcast(&b->cv);
+	while (!b->done)
+		pthread_cond_wait(&b->cv, &b->mu);
+	b->done = 0;
+	pthread_mutex_unlock(&b->mu);
+	return b->started;
+}
+
+static void wake_report(const char *runtime, unsigned w, const char *param, double *lat,
+                        double *rt_lat, int samples, int ok)
+{
+	static double tmp[IDLE_MAX_SAMPLES];
+	char result[48];
+
+	memcpy(tmp, lat, (size_t)samples * sizeof *tmp);
+	snprintf(result, sizeof result, "p99_s=%.9f", bench_percentile(tmp, samples, 99.0));
+	bench_report("wake", runtime, w, param, lat, samples, result, ok && !bench_failed());
+	memcpy(tmp, rt_lat, (size_t)samples * sizeof *tmp);
+	snprintf(result, sizeof result, "p99_s=%.9f", bench_percentile(tmp, samples, 99.0));
+	bench_report("wake_rt", runtime, w, param, rt_lat, samples, result, ok && !bench_failed());
+}
+
 static void wake(weft_runtime_t *rt, unsigned w, int samples, double gap_ms, int warmup)
 {
 	static double lat[IDLE_MAX_SAMPLES], rt_lat[IDLE_MAX_SAMPLES];
-	char param[64], result[48];
-	int ok = 1;
+	static double blat[IDLE_MAX_SAMPLES], brt_lat[IDLE_MAX_SAMPLES];
+	struct parked b = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	pthread_t th;
+	char param[64];
+	int ok = 1, bok = 1, rc;
 
 	snprintf(param, sizeof param, "samples=%d;gap_ms=%g", samples, gap_ms);
+	if ((rc = pthread_create(&th, NULL, parked_main, &b)) != 0) {
+		bench_fail("pthread_create", -rc);
+		return;
+	}
 	for (int k = -warmup; k < samples; k++) {
 		weft_future_t *f = NULL;
-		double started = 0.0;
+		double started = 0.0, t0, t1;
+
 		bench_sleep(gap_ms * 1e-3);
-		double t0 = bench_now();
-		int rc = weft_submit(rt, stamp, &started, &f);
+		double bstarted = parked_wake(&b, &t0);
+		t1 = bench_now();
+		if (k >= 0) {
+			blat[k] = bstarted - t0;
+			brt_lat[k] = t1 - t0;
+			bok &= bstarted >= t0 && bstarted <= t1;
+		}
+		bench_sleep(gap_ms * 1e-3);
+		t0 = bench_now();
+		rc = weft_submit(rt, stamp, &started, &f);
 		if (rc != 0) {
 			bench_fail("weft_submit", rc);
 			ok = 0;
@@ -101,7 +181,7 @@ static void wake(weft_runtime_t *rt, unsigned w, int samples, double gap_ms, int
 		}
 		if ((rc = weft_future_wait(f)) != 0)
 			bench_fail("weft_future_wait", rc);
-		double t1 = bench_now();
+		t1 = bench_now();
 		weft_future_free(f);
 		if (k >= 0) {
 			lat[k] = started - t0;
@@ -109,13 +189,13 @@ static void wake(weft_runtime_t *rt, unsigned w, int samples, double gap_ms, int
 			ok &= started >= t0 && started <= t1;
 		}
 	}
-	static double tmp[IDLE_MAX_SAMPLES];
-	memcpy(tmp, lat, (size_t)samples * sizeof *tmp);
-	snprintf(result, sizeof result, "p99_s=%.9f", bench_percentile(tmp, samples, 99.0));
-	bench_report("wake", "weft", w, param, lat, samples, result, ok && !bench_failed());
-	memcpy(tmp, rt_lat, (size_t)samples * sizeof *tmp);
-	snprintf(result, sizeof result, "p99_s=%.9f", bench_percentile(tmp, samples, 99.0));
-	bench_report("wake_rt", "weft", w, param, rt_lat, samples, result, ok && !bench_failed());
+	pthread_mutex_lock(&b.mu);
+	b.quit = 1;
+	pthread_cond_broadcast(&b.cv);
+	pthread_mutex_unlock(&b.mu);
+	pthread_join(th, NULL);
+	wake_report("weft", w, param, lat, rt_lat, samples, ok);
+	wake_report("pthread", 1, param, blat, brt_lat, samples, bok);
 }
 
 int main(int argc, char **argv)

@@ -47,7 +47,8 @@ static inline void weft__notify(struct weft_runtime *rt, struct weft__idle *idle
 
 /* Worker side.  Owner worker only. */
 bool weft__search_begin(struct weft_runtime *rt);              /* may I search? */
-void weft__search_end(struct weft_runtime *rt, bool found);    /* stop searching */
+/* Stop searching; found: a task was found, more: its source shows more. */
+void weft__search_end(struct weft_runtime *rt, bool found, bool more);
 /* Park the calling worker until woken.  Returns true when it was woken as a
  * searcher (the waker counted it in nsearching), false when its re-check
  * saw work or shutdown and it left without sleeping, or its own I/O made

@@ -122,6 +122,7 @@ static bool steal_from(struct weft__worker *w, unsigned v, struct weft__task *t)
 	if (r != WEFT_STEAL_OK)
 		return false;
 	WEFT_STAT_INC(w, steals);
+	w->victim = v;
 	/* A typed task was never counted as spawned, so its victim must not
 	 * count it as taken away (stats.h: tasks_run is derived). */
 	if (t->fn != weft__tslot_run)
@@ -347,6 +348,24 @@ void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg)
 	WEFT_TRACE(w, WEFT_EV_WAIT_END, 0, 0);
 }
 
+/* Whether the place a search took its task from still shows work: more
+ * of the same burst, for which the cascade wakes another worker (park.c).
+ * The injector is looked at by weft__search_end itself. */
+static bool more_at(struct weft__worker *w, int src)
+{
+	struct weft__worker *v;
+
+	switch (src) {
+	case WEFT_SRC_STOLEN:
+		v = &w->rt->workers[w->victim];
+		return weft__deque_size_hint(&v->dq) > 0 || weft__tdq_visible(&v->tdq);
+	case WEFT_SRC_LOCAL:
+		return weft__deque_size_hint(&w->dq) > 0;
+	default:
+		return false;
+	}
+}
+
 /* Search, then park, until a task is found (its source) or the runtime
  * stops (-1). */
 static int idle(struct weft__worker *w, struct weft__task *t)
@@ -366,7 +385,7 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 				          : round == 0 && help_peer(w) && take_own(w, t, true) ? WEFT_SRC_LOCAL : -1;
 				if (src >= 0) {
 					WEFT_TRACE(w, WEFT_EV_SEARCH_END, 0, 0);
-					weft__search_end(rt, true);
+					weft__search_end(rt, true, more_at(w, src));
 					return src;
 				}
 				if (atom_load_32(&rt->stop))
@@ -381,7 +400,7 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 					                * lost a quarter of its req/s */
 			}
 			WEFT_TRACE(w, WEFT_EV_SEARCH_END, 0, 0);
-			weft__search_end(rt, false);
+			weft__search_end(rt, false, false);
 		}
 		if (atom_load_32(&rt->stop))
 			return -1;

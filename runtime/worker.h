@@ -37,6 +37,7 @@ struct weft__worker {
 	unsigned tick;        /* tasks run since the injector was checked */
 	uintptr_t stack_limit; /* help with foreign work only above this (I2) */
 	uint64_t rng;         /* xorshift state for victim choice */
+	unsigned victim;      /* whom the last successful steal took from */
 	pthread_t thread;
 	struct weft__trace_ring *trace; /* NULL unless the runtime traces */
 	struct weft__io *io;            /* event state (io.h) */

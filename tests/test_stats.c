@@ -136,6 +136,56 @@ Test(stats, parks_when_idle, .timeout = 30)
 	t_destroy(rt);
 }
 
+/* Poll until every worker sleeps: each has parked once more than it was
+ * woken (nothing here does I/O, the only other way out of a park). */
+static void wait_all_asleep(weft_runtime_t *rt, unsigned n, weft_stats_t *total)
+{
+	weft_stats_t per[MAXW];
+	double deadline = t_now() + 5.0;
+	unsigned asleep;
+
+	do {
+		t_sleep_ms(5);
+		cr_assert_eq(weft_stats_get(rt, total, per, n), (int)n);
+		asleep = 0;
+		for (unsigned i = 0; i < n; i++)
+			asleep += per[i].parks == per[i].wakeups + 1;
+	} while (asleep < n && t_now() < deadline);
+	cr_assert_eq(asleep, n, "%u of %u workers asleep after 5 s idle", asleep, n);
+}
+
+static void nothing(void *p)
+{
+	(void)p;
+}
+
+Test(stats, lone_submit_wakes_one_worker, .timeout = 30)
+{
+#ifdef WEFT_NO_STATS
+	cr_skip_test("built with --disable-stats");
+#endif
+	/* One task from outside into a sleeping runtime wakes one worker:
+	 * the woken searcher, finding nothing more, must not wake a second
+	 * one (park.c, the cascade), whose system call would come before the
+	 * task runs and which would only search and sleep again. */
+	weft_runtime_t *rt = t_runtime(4);
+	weft_stats_t before, after;
+	weft_future_t *f = NULL;
+
+	wait_all_asleep(rt, 4, &before);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(weft_submit(rt, nothing, NULL, &f), 0);
+		cr_assert_eq(weft_future_wait(f), 0);
+		weft_future_free(f);
+		wait_all_asleep(rt, 4, &after);
+		cr_assert_eq(after.wakeups - before.wakeups, 1,
+		             "submit %d woke %llu workers", i,
+		             (unsigned long long)(after.wakeups - before.wakeups));
+		before = after;
+	}
+	t_destroy(rt);
+}
+
 static void submit_inner(void *p)
 {
 	struct t_fib *f = p;
