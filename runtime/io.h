@@ -141,6 +141,8 @@ struct weft__fdslot {
 	weft_op_t *head;
 	uint32_t npending;  /* ops on the list; read by other threads (hint) */
 	uint32_t backend;   /* backend's use (epoll: registered events) */
+	uint32_t gen, seq;  /* backend's use (epoll: the fd generation a
+	                     * persistent registration is for; its waits) */
 };
 
 #define WEFT__FDCHUNK_LOG2 10
@@ -255,6 +257,10 @@ void weft__io_deliver(struct weft__worker *w, weft_op_t *op, int fd);
 struct weft__fdslot *weft__io_fdslot(struct weft__worker *w, int fd);
 
 uint64_t weft__now_ns(void);
+
+/* io_epoll.c: weft is about to close fd (weft_close, a CLOSE op), so the
+ * number's next file is another one.  Any thread. */
+void weft__epoll_fd_closing(int fd);
 
 /* For io_api.c.  Owner worker.  Start op on w; its continuation is the
  * fiber to wake, else *waiter set to 1, else op->cb as a task.  Returns 1

@@ -353,6 +353,7 @@ int weft_close(int fd)
 			weft__help_until(w, acks_done, &acks);
 		}
 	}
+	weft__epoll_fd_closing(fd);
 	saved = errno_get();
 	rc = close(fd) == 0 || errno == EINTR ? 0 : -errno;
 	errno_set(saved);

@@ -20,9 +20,16 @@
  *   waiting    op->backend_state & WAITING: the op is in this backend, on
  *              its fd's list (io.c links it), with its interest armed.
  *   armed      fdslot.backend & ARMED: the interest currently armed for the
- *              fd in the epoll set (0: disarmed, nothing can fire).
+ *              fd in the epoll set (0: disarmed, nothing can fire); for a
+ *              persistent registration, the interest of its waiting ops
+ *              (the kernel's entry covers every event).
+ *   trusted    the slot's persistent registration is for the file the
+ *              number names now, as far as weft saw (trusted()).
  *
- * Registration scheme: one-shot, re-armed.  Every fd is registered with
+ * Registration schemes.  Persistent for the stream sockets that this
+ * backend's ACCEPT made, one-shot for every other fd.
+ *
+ * One-shot, re-armed.  An fd is registered with
  * EPOLLONESHOT, its interest being the union of its waiting ops' interests.
  * When it fires, the kernel disarms it; we retry the ops whose interest the
  * event matches (all of them on EPOLLERR/EPOLLHUP), then re-arm with
@@ -31,7 +38,52 @@
  * otherwise, and falls back to the other on ENOENT / EEXIST.  The hint is
  * only a hint: epoll keys its entries on (file, fd number), so if the number
  * was closed and reused for another file behind our back, MOD answers ENOENT
- * and we ADD the new file; nothing we cache can make us miss an event.
+ * and we ADD the new file; nothing we cache can make us miss an event.  Cost:
+ * one epoll_ctl per wait.
+ *
+ * Persistent.  A stream socket from this backend's ACCEPT is registered once
+ * per worker, edge-triggered for everything (EPOLLET | IN | OUT | RDHUP |
+ * PRI), and stays registered across waits, so a wait costs no system call:
+ * an echo server's message costs recv + send, as in a plain epoll loop, not
+ * also an epoll_ctl.  What makes it safe:
+ *   - Trust.  weft has no fd lifetime (plain ints, closed with close() as
+ *     often as with weft_close), so the slot's registration is trusted only
+ *     for the life of the number it was made in: fd generations (below),
+ *     bumped by ACCEPT when it makes the file and by weft_close / CLOSE
+ *     when they close it.  An untrusted slot takes the one-shot path, whose
+ *     MOD/ADD re-registers the file the number names now.
+ *   - Edges are reported once.  So every way in which input (or room) can
+ *     be there with no edge to come makes the next op try first: an event
+ *     that no waiting op of its direction looked at sets MAYIN / MAYOUT; an
+ *     input op that got something sets MAYIN, except a plain recv that got
+ *     less than it asked for (a stream socket: it drained the queue); a
+ *     plain recv that found nothing, or that drained, clears it, and an
+ *     output op that found no room clears MAYOUT.  A registration system
+ *     call clears both (the kernel polls the file as it takes the
+ *     interest).  A plain recv on a trusted slot without MAYIN waits
+ *     without trying; a SEND that ep_try_first found without room (outside
+ *     the lock, where a helper may reap its edge meanwhile) tries again
+ *     under the lock when MAYOUT is set.
+ *   - What weft does not see.  A number closed with close() and reused
+ *     keeps looking trusted.  So every wait that relied on a trusted
+ *     registration without a system call is queued, and if the same wait
+ *     is still going after WEFT_EPOLL_CHECK_MS (default 20 ms) the owner
+ *     checks it: EPOLL_CTL_MOD, which also reports what is ready, or ADD
+ *     on ENOENT.  Such a number costs its op at most that long; a wait that
+ *     long can afford the system call.  WEFT_EPOLL_CHECK_MS=0 turns
+ *     persistent registrations off.  The same check bounds the rarer
+ *     misses: a short read that stops at an urgent mark (SO_OOBINLINE) or
+ *     a SO_RCVLOWAT above what came.
+ *   - Strays.  Fibers migrate, so a socket ends up registered in several
+ *     workers' sets, and each edge wakes each of them.  A trusted slot with
+ *     no op at all on its list that gets two events with no op issued in
+ *     between deletes its entry (one epoll_ctl), so a set stops hearing
+ *     about sockets served elsewhere.  An entry of a file that weft_close
+ *     closed but a dup() or a child process keeps open stays registered
+ *     and may wake its worker until the file's last close (the one-shot
+ *     scheme's entry fires once at most).
+ *   - Listening sockets, and sockets made by the program (socket(),
+ *     socketpair(), pipes, ttys), stay one-shot.
  *
  * Invariants
  *   E1  every op reaches weft__io_complete exactly once (io.h I1), from
@@ -40,8 +92,8 @@
  *       cleared before the call.
  *   E2  outside this file's functions, for each fd slot, armed == the union
  *       of the interests of the waiting ops on the fd's list (0 when none).
- *       Inside poll(), between an event (which disarmed the fd) and the
- *       re-arm, armed is 0.  Only this file makes ops leave the waiting
+ *       Inside poll(), between an event (which disarmed a one-shot fd) and
+ *       the re-arm, armed is 0.  Only this file makes ops leave the waiting
  *       state (io.c's timeouts and closes go through cancel()), so E2 holds
  *       without scanning.  Where it could break (the fd closed under a
  *       waiting op without weft_close, a user error; or a helper that
@@ -53,19 +105,25 @@
  *       after (or while) its interest was last armed, so no readiness edge
  *       is lost: arming with MOD/ADD checks readiness at once (epoll polls
  *       the file when the interest is set), and a second op whose interest
- *       is already armed relies on the arm that is still pending.
+ *       is already armed relies on the arm that is still pending.  On a
+ *       trusted persistent registration: its try (or, for a plain recv
+ *       without MAYIN, the drain that cleared it) came after every edge its
+ *       set reported for its direction, under the lock under which events
+ *       are reaped, so whatever is ready now came after it and makes an
+ *       edge that finds the op waiting.
+ *   E4  a wait on a trusted registration that made no system call is in
+ *       the check queue (fdslot.seq names the latest), so a registration
+ *       that is not what weft believes costs a wait at most
+ *       WEFT_EPOLL_CHECK_MS (plus a poll's lateness), never forever.
  *
  * Choices
- *   - One-shot rather than edge-triggered persistent registration (mio,
- *     Go's netpoll).  Edge-triggered needs one epoll_ctl per fd lifetime,
- *     but weft has no fd lifetime: fds are plain ints, closed with close()
- *     as often as with weft_close, so a cached "registered" flag is wrong
- *     after reuse and an op would wait forever.  Worse, fibers migrate, so a
- *     busy socket would end up registered in every worker's set and each of
- *     its edges would wake every worker.  One-shot costs one epoll_ctl per
- *     wait (the same as validating an edge-triggered registration would),
- *     and a disarmed entry in another worker's set never fires.  Cost: a
- *     condition that stays true and that no retry clears spins the waiter
+ *   - Persistent registrations only where weft saw the file made (above),
+ *     one-shot elsewhere.  mio and Go's netpoll register every fd once,
+ *     but own its lifetime; a cached "registered" flag for a plain int is
+ *     wrong after the number's reuse, and an op would wait forever without
+ *     the generations and the check.  One-shot costs one epoll_ctl per
+ *     wait, and a disarmed entry in another worker's set never fires.  On a
+ *     one-shot fd, a condition that stays true and that no retry clears spins the waiter
  *     (level semantics): an fd whose error queue is not read (MSG_ERRQUEUE,
  *     zero-copy or timestamp notifications) wakes a waiting reader at every
  *     re-arm.  libuv has the same behaviour.  EPOLLRDHUP is armed only for
@@ -118,7 +176,7 @@
  *     not ready during an event, the others of that kind on the fd are not
  *     tried in the same pass: N fibers accepting on one socket cost one
  *     accept per connection plus one, not N per wake-up.
- *   - After a RECV's first try on a fd says EAGAIN (request-response
+ *   - On a one-shot fd, after a RECV's first try says EAGAIN (request-response
  *     traffic: the reply to what was just sent is not there yet), the next
  *     three RECVs on it are armed at once, without the non-blocking recv
  *     that would most likely say EAGAIN again: three system calls fewer in
@@ -152,9 +210,10 @@
  *     EPERM) switches this worker to epoll_wait with the timeout rounded up
  *     to whole milliseconds, so it never returns before a deadline.
  *
- * Threads.  Everything here runs on the owner worker's thread (io.h); the
- * wake-up from other threads is io.c's write to wake_fd, which this set
- * watches level-triggered.
+ * Threads.  Everything here runs on the owner worker's thread (io.h), but
+ * the fd generations, which are process-wide (weft__epoll_fd_closing runs
+ * on whatever thread calls weft_close); the wake-up from other threads is
+ * io.c's write to wake_fd, which this set watches level-triggered.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -191,6 +250,11 @@
 /* hint: RECVs that may wait before trying (see Choices), a count */
 #define SLOT_RWAIT_SHIFT 19
 #define SLOT_RWAIT (3u << SLOT_RWAIT_SHIFT)
+/* Persistent registrations (see there). */
+#define SLOT_ET (1u << 21)     /* registered edge-triggered, for fdslot.gen */
+#define SLOT_MAYIN (1u << 22)  /* input may be there that no edge will report */
+#define SLOT_MAYOUT (1u << 23) /* room may be there that no edge will report */
+#define SLOT_STRAY (1u << 24)  /* an event came while no op was on the fd */
 
 /* op->backend_state */
 #define OP_WAITING (1u << 0)    /* interest armed, waiting for an event */
@@ -203,6 +267,7 @@
 
 #define EV_ALWAYS (EPOLLERR | EPOLLHUP)
 #define EV_IN (EPOLLIN | EPOLLRDHUP)
+#define EV_ET (EPOLLET | EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)
 /* poll(2) events that epoll can wait for; the values are epoll's. */
 #define EV_POLLABLE (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDNORM | EPOLLRDBAND | EPOLLWRNORM | \
                      EPOLLWRBAND | EPOLLMSG | EPOLLRDHUP)
@@ -219,15 +284,93 @@ _Static_assert(((EV_POLLABLE | EV_ALWAYS) & ~SLOT_ARMED) == 0, "interest does no
 /* Connections an ACCEPT_MULTI op takes per pass before it waits again. */
 #define MULTI_BATCH 64
 
+/* A wait on a persistent registration, to be checked at due. */
+struct check {
+	int fd;
+	uint32_t seq; /* fdslot.seq when it began: still the same wait? */
+	int64_t due;
+};
+
 struct ep_state {
 	int epfd;
 	bool pwait2; /* epoll_pwait2 not known to be missing */
+	int64_t check_ns; /* WEFT_EPOLL_CHECK_MS; 0: no persistent registrations */
+	struct check *cq; /* FIFO ring (due order), ccap a power of two */
+	unsigned chead, clen, ccap;
 	struct epoll_event ev[EP_EVENTS];
 };
 
 static inline struct ep_state *state(struct weft__worker *w)
 {
 	return w->io->be;
+}
+
+/* ---- fd generations ------------------------------------------------------------
+ * Process-wide, like fd numbers: one word per number below GEN_FDS, in
+ * chunks made on first use and kept for the life of the process.  Bit 0:
+ * the number's file was made by an epoll ACCEPT and is a SOCK_STREAM socket
+ * (persistent registrations are for those alone); the rest counts the
+ * births and closes weft saw.  A slot's persistent registration is for one
+ * generation (fdslot.gen): weft_close or another birth of the number ends
+ * its trust on every worker.  The word is written when weft makes or
+ * closes the file, before the fd reaches anyone else (or after the last
+ * op on it), so the happens-before chain that brings the fd to an op also
+ * brings the word; relaxed atomics suffice.  Two threads write the same
+ * word only if the program closes a number that another op is creating,
+ * its own race.  A wrap of the count after 2^31 lives of one number could
+ * make a stale registration look current: the wait check below bounds that
+ * too. */
+#define GEN_CHUNK_LOG2 12
+#define GEN_FDS (1 << 20)
+static uint32_t *gen_chunks[GEN_FDS >> GEN_CHUNK_LOG2];
+
+static uint32_t *gen_word(int fd, bool make)
+{
+	uint32_t **slot, *c, *fresh;
+
+	if (fd < 0 || fd >= GEN_FDS)
+		return NULL;
+	slot = &gen_chunks[fd >> GEN_CHUNK_LOG2];
+	c = atom_load_acq_ptr((void *const *)slot);
+	if (!c && make) {
+		if (!(fresh = calloc(1u << GEN_CHUNK_LOG2, sizeof(*fresh))))
+			return NULL;
+		if (atom_cas_ptr((void **)slot, NULL, fresh))
+			c = fresh;
+		else {
+			free(fresh);
+			c = atom_load_acq_ptr((void *const *)slot);
+		}
+	}
+	return c ? &c[fd & ((1 << GEN_CHUNK_LOG2) - 1)] : NULL;
+}
+
+static uint32_t gen_of(int fd)
+{
+	uint32_t *g = gen_word(fd, false);
+
+	return g ? atom_load_32(g) : 0;
+}
+
+/* A new life for the number fd: born (a stream socket from ACCEPT) or not. */
+static void gen_next(int fd, bool born)
+{
+	uint32_t *g = gen_word(fd, born);
+
+	if (g)
+		atom_store_32(g, ((atom_load_32(g) | 1) + 1) | (born ? 1 : 0));
+}
+
+void weft__epoll_fd_closing(int fd)
+{
+	gen_next(fd, false);
+}
+
+/* Whether s's persistent registration is for the file fd names now, as far
+ * as weft saw (the wait check covers what it did not see). */
+static inline bool trusted(const struct weft__fdslot *s, int fd)
+{
+	return (s->backend & SLOT_ET) && s->gen == gen_of(fd);
 }
 
 /* ---- registration ------------------------------------------------------------ */
@@ -248,16 +391,25 @@ static uint32_t interest(const struct weft__fdslot *s)
 static int arm(struct ep_state *be, int fd, struct weft__fdslot *s, uint32_t want)
 {
 	struct epoll_event ev = { .events = want | EPOLLONESHOT, .data.u64 = (uint32_t)fd };
+	uint32_t gen;
 	int op, other, again;
 
 	if (want == (s->backend & SLOT_ARMED))
 		return 0;
+	if (trusted(s, fd)) {
+		/* Persistent: the kernel's entry stays as it is. */
+		s->backend = (s->backend & ~SLOT_ARMED) | want;
+		return 0;
+	}
 	if (want == 0) {
 		/* ENOENT or EBADF: the fd was closed, its entry is gone. */
 		(void)epoll_ctl(be->epfd, EPOLL_CTL_DEL, fd, NULL);
-		s->backend &= ~(SLOT_ARMED | SLOT_REG);
+		s->backend &= ~(SLOT_ARMED | SLOT_REG | SLOT_ET);
 		return 0;
 	}
+	gen = be->check_ns ? gen_of(fd) : 0;
+	if (gen & 1)
+		ev.events = EV_ET;
 	if (s->backend & SLOT_REG) {
 		op = EPOLL_CTL_MOD, other = EPOLL_CTL_ADD, again = ENOENT;
 	} else {
@@ -266,8 +418,98 @@ static int arm(struct ep_state *be, int fd, struct weft__fdslot *s, uint32_t wan
 	if (epoll_ctl(be->epfd, op, fd, &ev) < 0 &&
 	    (errno != again || epoll_ctl(be->epfd, other, fd, &ev) < 0))
 		return -errno;
-	s->backend = (s->backend & ~SLOT_ARMED) | SLOT_REG | want;
+	/* The kernel polled the file as it took the interest: what is ready
+	 * now comes as an event, so nothing "may" be left unreported. */
+	s->backend = (s->backend & ~(SLOT_ARMED | SLOT_ET | SLOT_MAYIN | SLOT_MAYOUT | SLOT_STRAY)) |
+	             SLOT_REG | want | ((gen & 1) ? SLOT_ET : 0);
+	s->gen = gen;
+	s->seq++; /* checks queued for earlier waits are moot */
 	return 0;
+}
+
+/* Set s's interest to want (nonzero) with a system call even where its
+ * persistent registration is trusted: the call re-reports what is ready
+ * and re-registers a file the number names now but the set lacks. */
+static int refresh(struct ep_state *be, int fd, struct weft__fdslot *s, uint32_t want)
+{
+	uint32_t saved = s->backend;
+	int rc;
+
+	s->backend &= ~(SLOT_ET | SLOT_ARMED);
+	if ((rc = arm(be, fd, s, want)) < 0)
+		s->backend = saved;
+	return rc;
+}
+
+/* Complete every waiting op on s with rc: it cannot wait any longer (fd
+ * closed under us, no memory), and an error beats a hang.  Returns how
+ * many.  Owner worker. */
+static int fail_waiters(struct weft__worker *w, struct weft__fdslot *s, int rc)
+{
+	weft_op_t *op, *next;
+	int n = 0;
+
+	for (op = s->head; op; op = next) {
+		struct weft__op *p = weft__op_priv(op);
+		next = p->fd_next;
+		if (p->backend_state & OP_WAITING) {
+			p->backend_state &= ~OP_WAITING;
+			weft__io_complete(w, op, rc);
+			n++;
+		}
+	}
+	s->backend &= ~SLOT_ARMED;
+	return n;
+}
+
+/* A wait began on a trusted registration without a system call: check it
+ * at due if it is still the same wait then.  Returns 0, or the negative
+ * errno of the check made at once when the queue cannot grow. */
+static int check_later(struct ep_state *be, int fd, struct weft__fdslot *s)
+{
+	struct check *v;
+
+	if (be->clen == be->ccap) {
+		unsigned cap = be->ccap ? 2 * be->ccap : 64;
+		struct check *q = malloc(cap * sizeof(*q));
+		if (!q)
+			return refresh(be, fd, s, s->backend & SLOT_ARMED);
+		for (unsigned i = 0; i < be->clen; i++)
+			q[i] = be->cq[(be->chead + i) & (be->ccap - 1)];
+		free(be->cq);
+		be->cq = q, be->chead = 0, be->ccap = cap;
+	}
+	v = &be->cq[(be->chead + be->clen++) & (be->ccap - 1)];
+	v->fd = fd;
+	v->seq = ++s->seq;
+	v->due = (int64_t)weft__now_ns() + be->check_ns;
+	return 0;
+}
+
+/* Check the waits that are due at now: one EPOLL_CTL_MOD each (ADD if the
+ * number names a file the set lacks), which reports what is ready.  Adds
+ * the ops it had to fail to *done; returns the ns until the next is due,
+ * or -1 if none is queued.  Owner worker. */
+static int64_t check_due(struct weft__worker *w, int64_t now, int *done)
+{
+	struct ep_state *be = state(w);
+
+	while (be->clen) {
+		struct check v = be->cq[be->chead];
+		struct weft__fdslot *s;
+		int rc;
+
+		if (v.due > now)
+			return v.due - now;
+		be->chead = (be->chead + 1) & (be->ccap - 1);
+		be->clen--;
+		s = weft__io_fdslot(w, v.fd);
+		if (!s || s->seq != v.seq || !(s->backend & SLOT_ARMED) || !trusted(s, v.fd))
+			continue; /* that wait ended, or a system call checked it */
+		if ((rc = refresh(be, v.fd, s, s->backend & SLOT_ARMED)) < 0)
+			*done += fail_waiters(w, s, rc);
+	}
+	return -1;
 }
 
 /* ---- the operations, tried without blocking ----------------------------------
@@ -409,6 +651,12 @@ static ssize_t try_accept(weft_op_t *op, struct weft__op *p, uint32_t revents)
 	do
 		r = accept4(op->fd, op->addr, op->addr ? &op->addrlen : NULL, op->flags);
 	while (r < 0 && errno == EINTR);
+	if (r >= 0) {
+		/* A new life for the number (see fd generations). */
+		int type = 0;
+		socklen_t tl = sizeof type;
+		gen_next(r, getsockopt(r, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM);
+	}
 	return res_of(r);
 }
 
@@ -512,6 +760,44 @@ static inline bool plain_recv(const weft_op_t *op)
 	return op->opcode == WEFT_OP_RECV && op->len > 0 && !(op->flags & (MSG_OOB | MSG_ERRQUEUE));
 }
 
+/* What a try of op (result res) says about readiness that no edge will
+ * report (persistent registrations; harmless bits otherwise).  A plain
+ * recv that found nothing, or less than it asked for on a stream socket
+ * (every persistent registration is one's), drained the input: whatever
+ * comes next makes an edge.  Any other input op that got something may
+ * have left some.  An output op that found no room clears its bit. */
+static void saw(struct weft__fdslot *s, weft_op_t *op, ssize_t res)
+{
+	uint32_t ev = weft__op_priv(op)->events;
+
+	if (ev & (EV_IN | EPOLLPRI)) {
+		if (plain_recv(op) && !(op->flags & MSG_PEEK) &&
+		    (res == NOT_READY || (res > 0 && (size_t)res < op->len)))
+			s->backend &= ~SLOT_MAYIN;
+		else if (res != NOT_READY)
+			s->backend |= SLOT_MAYIN;
+	}
+	if ((ev & EPOLLOUT) && res == NOT_READY)
+		s->backend &= ~SLOT_MAYOUT;
+}
+
+/* Make op wait on s for p->events; fresh: with a system call even where
+ * the registration is trusted.  A wait that makes none is queued for its
+ * check.  Returns 0, or a negative errno (op not waiting).  Owner worker. */
+static int wait_on(struct ep_state *be, weft_op_t *op, struct weft__fdslot *s, bool fresh)
+{
+	struct weft__op *p = weft__op_priv(op);
+	uint32_t want = (s->backend & SLOT_ARMED) | p->events;
+	bool quiet = !fresh && trusted(s, op->fd);
+	int rc = fresh ? refresh(be, op->fd, s, want) : arm(be, op->fd, s, want);
+
+	if (rc == 0 && quiet && (rc = check_later(be, op->fd, s)) < 0)
+		(void)arm(be, op->fd, s, interest(s));
+	if (rc == 0)
+		p->backend_state |= OP_WAITING;
+	return rc;
+}
+
 /* ---- the backend ---------------------------------------------------------------- */
 
 /* Owner worker only, once, before any other call. */
@@ -519,11 +805,17 @@ static int ep_init(struct weft__worker *w, const weft_config_t *cfg)
 {
 	struct ep_state *be = calloc(1, sizeof(*be));
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_TAG };
+	const char *env = getenv("WEFT_EPOLL_CHECK_MS");
+	char *end;
+	unsigned long ms;
 	int rc;
 
 	(void)cfg;
 	if (!be)
 		return -ENOMEM;
+	be->check_ns = WEFT_EPOLL_CHECK_NS;
+	if (env && *env && (ms = strtoul(env, &end, 10), !*end) && ms <= 86400000UL)
+		be->check_ns = (int64_t)ms * 1000000;
 #ifdef SYS_epoll_pwait2
 	be->pwait2 = true;
 #endif
@@ -553,6 +845,7 @@ static void ep_fini(struct weft__worker *w)
 	if (!be)
 		return;
 	close(be->epfd);
+	free(be->cq);
 	free(be);
 	w->io->be = NULL;
 }
@@ -585,6 +878,7 @@ static int ep_issue(struct weft__worker *w, weft_op_t *op)
 		 * entry leaves the set with the file's last close. */
 		if (s && !interest(s))
 			s->backend = 0;
+		weft__epoll_fd_closing(op->fd);
 		rc = close(op->fd);
 		weft__io_complete(w, op, rc < 0 && errno != EINTR ? -errno : 0);
 		return 0;
@@ -601,39 +895,43 @@ static int ep_issue(struct weft__worker *w, weft_op_t *op)
 		return -EINVAL;
 	}
 	s = op->fd >= 0 ? weft__io_fdslot(w, op->fd) : NULL;
-	if (s && plain_recv(op) && ((s->backend & SLOT_RWAIT) || behind(w))) {
-		/* Request-response traffic: the reply is likely not there yet,
-		 * so wait without the recv that would say so; or this worker
-		 * is behind, and what arrived must queue behind what others
-		 * sent before it (see Choices). */
-		if (s->backend & SLOT_RWAIT)
-			s->backend -= 1u << SLOT_RWAIT_SHIFT;
-		p->events = EV_ALWAYS | EV_IN;
-		if (arm(state(w), op->fd, s, (s->backend & SLOT_ARMED) | p->events) == 0) {
-			p->backend_state |= OP_WAITING;
-			return 0;
+	if (s)
+		s->backend &= ~SLOT_STRAY;
+	if (s && plain_recv(op)) {
+		bool et = trusted(s, op->fd), drained = et && !(s->backend & SLOT_MAYIN);
+		if (drained || (!et && (s->backend & SLOT_RWAIT)) || behind(w)) {
+			/* Wait without the recv that would most likely say
+			 * EAGAIN: the socket was drained since its last edge, so
+			 * the next data makes one (persistent: no system call
+			 * at all); or request-response traffic, the reply not
+			 * there yet (one-shot); or this worker is behind, and
+			 * what arrived must queue behind what others sent
+			 * before it (see Choices). */
+			if (!et && (s->backend & SLOT_RWAIT))
+				s->backend -= 1u << SLOT_RWAIT_SHIFT;
+			p->events = EV_ALWAYS | EV_IN;
+			if (wait_on(state(w), op, s, et && !drained) == 0)
+				return 0;
+			s->backend &= ~SLOT_RWAIT; /* cannot wait on it: try it */
 		}
-		s->backend &= ~SLOT_RWAIT; /* cannot wait on it: try it */
 	}
-	if (p->flags & WEFT__OPF_TRIED) {
+	if ((p->flags & WEFT__OPF_TRIED) && !(s && trusted(s, op->fd) && (s->backend & SLOT_MAYOUT))) {
 		res = NOT_READY; /* a SEND that ep_try_first found without room */
 		p->events = EV_ALWAYS | EPOLLOUT;
 	} else {
 		res = attempt_all(w, op, s, 0);
+		if (s)
+			saw(s, op, res);
 	}
 	if (s && plain_recv(op))
 		s->backend = res == NOT_READY ? s->backend | SLOT_RWAIT : s->backend & ~SLOT_RWAIT;
 	if (res == NOT_READY) {
-		if (!s) {
+		if (!s)
 			res = -EBADF; /* not on a list: cannot happen for a valid fd */
-		} else {
-			rc = arm(state(w), op->fd, s, (s->backend & SLOT_ARMED) | p->events);
-			if (rc == 0) {
-				p->backend_state |= OP_WAITING;
-				return 0;
-			}
+		else if ((rc = wait_on(state(w), op, s, false)) == 0)
+			return 0;
+		else
 			res = rc;
-		}
 	}
 	weft__io_complete(w, op, res);
 	return 0;
@@ -664,11 +962,26 @@ static int on_event(struct weft__worker *w, int fd, uint32_t revents)
 	struct { int opcode, flags; uint32_t method; } busy[2];
 	unsigned nbusy = 0;
 	weft_op_t *op, *next;
+	bool et, took_in = false, took_out = false;
 	int n = 0, rc;
 
 	if (!s)
 		return 0;
-	s->backend &= ~SLOT_ARMED; /* one-shot: the kernel disarmed it */
+	et = trusted(s, fd);
+	if (!et) {
+		s->backend &= ~SLOT_ARMED; /* one-shot: the kernel disarmed it */
+	} else if (!s->head) {
+		/* Persistent, and no op here: its fiber moved to another
+		 * worker, or the data came before the next recv.  The second
+		 * such event with no op in between removes the entry, which
+		 * would otherwise wake this worker for every edge. */
+		if (s->backend & SLOT_STRAY) {
+			(void)epoll_ctl(state(w)->epfd, EPOLL_CTL_DEL, fd, NULL);
+			s->backend &= ~(SLOT_ET | SLOT_REG | SLOT_STRAY | SLOT_ARMED);
+			return 0;
+		}
+		s->backend |= SLOT_STRAY;
+	}
 	for (op = s->head; op; op = next) {
 		struct weft__op *p = weft__op_priv(op);
 		uint32_t method = p->backend_state & OP_METHOD;
@@ -678,6 +991,8 @@ static int on_event(struct weft__worker *w, int fd, uint32_t revents)
 		next = p->fd_next;
 		if (!(p->backend_state & OP_WAITING) || !(p->events & revents))
 			continue;
+		took_in |= (p->events & (EV_IN | EPOLLPRI)) != 0;
+		took_out |= (p->events & EPOLLOUT) != 0;
 		if (op->opcode != WEFT_OP_POLL && op->opcode != WEFT_OP_CONNECT &&
 		    (op->len > 0 || op->opcode == WEFT_OP_ACCEPT || op->opcode == WEFT_OP_ACCEPT_MULTI)) {
 			for (unsigned i = 0; i < nbusy; i++)
@@ -687,6 +1002,7 @@ static int on_event(struct weft__worker *w, int fd, uint32_t revents)
 				continue;
 		}
 		res = attempt_all(w, op, s, revents);
+		saw(s, op, res);
 		if (res == NOT_READY) {
 			if (nbusy < 2)
 				busy[nbusy].opcode = op->opcode, busy[nbusy].flags = op->flags,
@@ -699,20 +1015,16 @@ static int on_event(struct weft__worker *w, int fd, uint32_t revents)
 		weft__io_complete(w, op, res); /* unlinks op; next is still ours */
 		n++;
 	}
-	rc = arm(state(w), fd, s, interest(s));
-	if (rc < 0) {
-		/* Cannot wait any longer (fd closed under us, no memory): report
-		 * the error rather than hang. */
-		for (op = s->head; op; op = next) {
-			struct weft__op *p = weft__op_priv(op);
-			next = p->fd_next;
-			if (p->backend_state & OP_WAITING) {
-				p->backend_state &= ~OP_WAITING;
-				weft__io_complete(w, op, rc);
-				n++;
-			}
-		}
+	if (et) {
+		/* Readiness no waiter looked at: the next op must try. */
+		if ((revents & (EV_IN | EPOLLPRI | EV_ALWAYS)) && !took_in)
+			s->backend |= SLOT_MAYIN;
+		if ((revents & (EPOLLOUT | EV_ALWAYS)) && !took_out)
+			s->backend |= SLOT_MAYOUT;
 	}
+	rc = arm(state(w), fd, s, interest(s));
+	if (rc < 0)
+		n += fail_waiters(w, s, rc);
 	return n;
 }
 
@@ -763,15 +1075,23 @@ static int ep_poll(struct weft__worker *w, int64_t timeout_ns)
 	if (w->io->foreign) {
 		ev = mine;
 		n = wait_events(be, ev, HELP_EVENTS, 0);
-	} else if (timeout_ns != 0) {
-		weft__io_wait_begin(w->io);
-		n = wait_events(be, ev, EP_EVENTS, timeout_ns);
-		weft__io_wait_end(w->io);
 	} else {
-		n = wait_events(be, ev, EP_EVENTS, 0);
+		if (be->clen) {
+			/* Due checks first; sleep no longer than the next. */
+			int64_t due = check_due(w, (int64_t)weft__now_ns(), &done);
+			if (due >= 0 && (timeout_ns < 0 || timeout_ns > due))
+				timeout_ns = due;
+		}
+		if (timeout_ns != 0) {
+			weft__io_wait_begin(w->io);
+			n = wait_events(be, ev, EP_EVENTS, timeout_ns);
+			weft__io_wait_end(w->io);
+		} else {
+			n = wait_events(be, ev, EP_EVENTS, 0);
+		}
 	}
 	if (n < 0)
-		return n == -EINTR ? 0 : n;
+		return done ? done : n == -EINTR ? 0 : n;
 	for (int i = 0; i < n; i++) {
 		uint64_t tag = ev[i].data.u64;
 		if (tag != WAKE_TAG)

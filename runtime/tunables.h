@@ -112,6 +112,14 @@
  * that something is there, as io_uring's completion ring does). */
 #define WEFT_IO_FAIR_NS 200000
 
+/* An epoll wait that relied on a persistent registration without a system
+ * call is checked with one (EPOLL_CTL_MOD) if it lasts this long
+ * (io_epoll.c, "Persistent registrations"): the bound on how long a number
+ * closed and reused behind weft's back can keep an op waiting, and the
+ * wait length above which a system call per wait costs nothing that
+ * matters. */
+#define WEFT_EPOLL_CHECK_NS 20000000
+
 /* How many of the next workers (by index) a parking worker looks at for
  * one to watch that way: each running worker is watched by this many
  * others, without a parking worker reading every worker's state. */

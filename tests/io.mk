@@ -11,7 +11,8 @@ WEFT_IO_TESTS = \
 	tests/test_io_cancel \
 	tests/test_io_errors \
 	tests/test_io_accept \
-	tests/test_io_help
+	tests/test_io_help \
+	tests/test_io_epoll
 check_PROGRAMS += $(WEFT_IO_TESTS)
 TESTS += $(WEFT_IO_TESTS)
 
@@ -42,6 +43,10 @@ tests_test_io_help_LDADD = $(WEFT_IO_TEST_LDADD)
 tests_test_io_errors_SOURCES = tests/test_io_errors.c $(WEFT_IO_TEST_COMMON)
 tests_test_io_errors_CPPFLAGS = $(WEFT_IO_TEST_CPPFLAGS)
 tests_test_io_errors_LDADD = $(WEFT_IO_TEST_LDADD)
+
+tests_test_io_epoll_SOURCES = tests/test_io_epoll.c $(WEFT_IO_TEST_COMMON)
+tests_test_io_epoll_CPPFLAGS = $(WEFT_IO_TEST_CPPFLAGS)
+tests_test_io_epoll_LDADD = $(WEFT_IO_TEST_LDADD)
 
 tests_test_io_accept_SOURCES = tests/test_io_accept.c $(WEFT_IO_TEST_COMMON)
 tests_test_io_accept_CPPFLAGS = $(WEFT_IO_TEST_CPPFLAGS)
