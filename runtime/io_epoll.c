@@ -345,11 +345,15 @@ static uint32_t *gen_word(int fd, bool make)
 	return c ? &c[fd & ((1 << GEN_CHUNK_LOG2) - 1)] : NULL;
 }
 
-static uint32_t gen_of(int fd)
+/* The hot path (every op on a persistent registration): no call. */
+static inline uint32_t gen_of(int fd)
 {
-	uint32_t *g = gen_word(fd, false);
+	const uint32_t *c;
 
-	return g ? atom_load_32(g) : 0;
+	if (fd < 0 || fd >= GEN_FDS)
+		return 0;
+	c = atom_load_acq_ptr((void *const *)&gen_chunks[fd >> GEN_CHUNK_LOG2]);
+	return c ? atom_load_32(&c[fd & ((1 << GEN_CHUNK_LOG2) - 1)]) : 0;
 }
 
 /* A new life for the number fd: born (a stream socket from ACCEPT) or not. */
@@ -788,11 +792,18 @@ static int wait_on(struct ep_state *be, weft_op_t *op, struct weft__fdslot *s, b
 {
 	struct weft__op *p = weft__op_priv(op);
 	uint32_t want = (s->backend & SLOT_ARMED) | p->events;
-	bool quiet = !fresh && trusted(s, op->fd);
-	int rc = fresh ? refresh(be, op->fd, s, want) : arm(be, op->fd, s, want);
+	int rc = 0;
 
-	if (rc == 0 && quiet && (rc = check_later(be, op->fd, s)) < 0)
-		(void)arm(be, op->fd, s, interest(s));
+	if (fresh) {
+		rc = refresh(be, op->fd, s, want);
+	} else if (!trusted(s, op->fd)) {
+		rc = arm(be, op->fd, s, want);
+	} else {
+		/* Quiet: the kernel's entry stays as it is (arm's first case). */
+		s->backend = (s->backend & ~SLOT_ARMED) | want;
+		if ((rc = check_later(be, op->fd, s)) < 0)
+			(void)arm(be, op->fd, s, interest(s));
+	}
 	if (rc == 0)
 		p->backend_state |= OP_WAITING;
 	return rc;
@@ -1022,8 +1033,9 @@ static int on_event(struct weft__worker *w, int fd, uint32_t revents)
 		if ((revents & (EPOLLOUT | EV_ALWAYS)) && !took_out)
 			s->backend |= SLOT_MAYOUT;
 	}
-	rc = arm(state(w), fd, s, interest(s));
-	if (rc < 0)
+	if (et) /* persistent: nothing to re-arm (arm's first case) */
+		s->backend = (s->backend & ~SLOT_ARMED) | interest(s);
+	else if ((rc = arm(state(w), fd, s, interest(s))) < 0)
 		n += fail_waiters(w, s, rc);
 	return n;
 }
