@@ -80,7 +80,12 @@ typedef enum weft_io_backend {
  *   WEFT_TRACE_EVENTS=N trace_events
  *   WEFT_IO=auto|uring|epoll io
  *   WEFT_FIBER_STACK=BYTES fiber_stack_size
- * Malformed values are ignored (the default stays).
+ * Malformed values are ignored (the default stays).  The epoll backend also
+ * reads WEFT_EPOLL_CHECK_MS=N when a runtime is created: how long a wait on
+ * a socket that weft_accept made may rely on its persistent registration
+ * before it is checked with a system call (default 20; 0: no persistent
+ * registrations, one epoll_ctl per wait).  The check bounds what a number
+ * closed with close() instead of weft_close and reused can cost an op.
  */
 WEFT_EXTERN void weft_config_init(weft_config_t *cfg);
 
