@@ -82,7 +82,8 @@ typedef enum weft_io_backend {
  *   WEFT_FIBER_STACK=BYTES fiber_stack_size
  * Malformed values are ignored (the default stays).  The epoll backend also
  * reads WEFT_EPOLL_CHECK_MS=N when a runtime is created: how long a wait on
- * a socket that weft_accept made may rely on its persistent registration
+ * a socket that weft_accept or weft_connect connected may rely on its
+ * persistent registration
  * before it is checked with a system call (default 20; 0: no persistent
  * registrations, one epoll_ctl per wait).  The check bounds what a number
  * closed with close() instead of weft_close and reused can cost an op.

@@ -27,7 +27,8 @@
  *              number names now, as far as weft saw (trusted()).
  *
  * Registration schemes.  Persistent for the stream sockets that this
- * backend's ACCEPT made, one-shot for every other fd.
+ * backend's ACCEPT made or its CONNECT connected, one-shot for every other
+ * fd.
  *
  * One-shot, re-armed.  An fd is registered with
  * EPOLLONESHOT, its interest being the union of its waiting ops' interests.
@@ -41,16 +42,17 @@
  * and we ADD the new file; nothing we cache can make us miss an event.  Cost:
  * one epoll_ctl per wait.
  *
- * Persistent.  A stream socket from this backend's ACCEPT is registered once
- * per worker, edge-triggered for everything (EPOLLET | IN | OUT | RDHUP |
+ * Persistent.  A stream socket from this backend's ACCEPT or CONNECT is
+ * registered once per worker, edge-triggered for everything (EPOLLET | IN | OUT | RDHUP |
  * PRI), and stays registered across waits, so a wait costs no system call:
  * an echo server's message costs recv + send, as in a plain epoll loop, not
  * also an epoll_ctl.  What makes it safe:
  *   - Trust.  weft has no fd lifetime (plain ints, closed with close() as
  *     often as with weft_close), so the slot's registration is trusted only
  *     for the life of the number it was made in: fd generations (below),
- *     bumped by ACCEPT when it makes the file and by weft_close / CLOSE
- *     when they close it.  An untrusted slot takes the one-shot path, whose
+ *     bumped by ACCEPT when it makes the file, by CONNECT when the
+ *     connection is made (its own waits are one-shot), and by weft_close /
+ *     CLOSE when they close it.  An untrusted slot takes the one-shot path, whose
  *     MOD/ADD re-registers the file the number names now.
  *   - Edges are reported once.  So every way in which input (or room) can
  *     be there with no edge to come makes the next op try first: an event
@@ -82,8 +84,9 @@
  *     closed but a dup() or a child process keeps open stays registered
  *     and may wake its worker until the file's last close (the one-shot
  *     scheme's entry fires once at most).
- *   - Listening sockets, and sockets made by the program (socket(),
- *     socketpair(), pipes, ttys), stay one-shot.
+ *   - Listening sockets, and fds the program made and weft did not connect
+ *     (socketpair(), pipes, ttys, a socket before its CONNECT), stay
+ *     one-shot.
  *
  * Invariants
  *   E1  every op reaches weft__io_complete exactly once (io.h I1), from
@@ -308,8 +311,8 @@ static inline struct ep_state *state(struct weft__worker *w)
 /* ---- fd generations ------------------------------------------------------------
  * Process-wide, like fd numbers: one word per number below GEN_FDS, in
  * chunks made on first use and kept for the life of the process.  Bit 0:
- * the number's file was made by an epoll ACCEPT and is a SOCK_STREAM socket
- * (persistent registrations are for those alone); the rest counts the
+ * the number's file is a SOCK_STREAM socket whose connection an epoll
+ * ACCEPT or CONNECT made (persistent registrations are for those alone); the rest counts the
  * births and closes weft saw.  A slot's persistent registration is for one
  * generation (fdslot.gen): weft_close or another birth of the number ends
  * its trust on every worker.  The word is written when weft makes or
@@ -356,7 +359,8 @@ static inline uint32_t gen_of(int fd)
 	return c ? atom_load_32(&c[fd & ((1 << GEN_CHUNK_LOG2) - 1)]) : 0;
 }
 
-/* A new life for the number fd: born (a stream socket from ACCEPT) or not. */
+/* A new life for the number fd: born (a stream socket connected by ACCEPT
+ * or CONNECT) or not. */
 static void gen_next(int fd, bool born)
 {
 	uint32_t *g = gen_word(fd, born);
@@ -368,6 +372,16 @@ static void gen_next(int fd, bool born)
 void weft__epoll_fd_closing(int fd)
 {
 	gen_next(fd, false);
+}
+
+/* weft saw the file fd names begin a connection (ACCEPT made it, CONNECT
+ * connected it): a new life, born if it is a stream socket. */
+static void new_life(int fd)
+{
+	int type = 0;
+	socklen_t tl = sizeof type;
+
+	gen_next(fd, getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM);
 }
 
 /* Whether s's persistent registration is for the file fd names now, as far
@@ -655,12 +669,8 @@ static ssize_t try_accept(weft_op_t *op, struct weft__op *p, uint32_t revents)
 	do
 		r = accept4(op->fd, op->addr, op->addr ? &op->addrlen : NULL, op->flags);
 	while (r < 0 && errno == EINTR);
-	if (r >= 0) {
-		/* A new life for the number (see fd generations). */
-		int type = 0;
-		socklen_t tl = sizeof type;
-		gen_next(r, getsockopt(r, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM);
-	}
+	if (r >= 0)
+		new_life(r);
 	return res_of(r);
 }
 
@@ -677,13 +687,18 @@ static ssize_t try_connect(weft_op_t *op, struct weft__op *p, uint32_t revents)
 			return err == EINPROGRESS || err == EALREADY ? NOT_READY : -err;
 		/* Writable and no error: connected.  An error or hang-up whose
 		 * error someone else already read (SO_ERROR clears it): not. */
-		return revents & EPOLLOUT ? 0 : -ENOTCONN;
+		if (!(revents & EPOLLOUT))
+			return -ENOTCONN;
+		new_life(op->fd);
+		return 0;
 	}
 	if (!revents && (r = nonblock(op->fd, -1)) < 0)
 		return r;
 	p->backend_state &= ~OP_CONN_AGAIN;
-	if (connect(op->fd, op->addr, op->addrlen) == 0)
+	if (connect(op->fd, op->addr, op->addrlen) == 0) {
+		new_life(op->fd);
 		return 0;
+	}
 	if (errno == EINPROGRESS || errno == EINTR) {
 		/* EINTR: the connection goes on in the background. */
 		p->backend_state |= OP_CONNECTING;
@@ -985,9 +1000,16 @@ static int on_event(struct weft__worker *w, int fd, uint32_t revents)
 		/* Persistent, and no op here: its fiber moved to another
 		 * worker, or the data came before the next recv.  The second
 		 * such event with no op in between removes the entry, which
-		 * would otherwise wake this worker for every edge. */
+		 * would otherwise wake this worker for every edge.  No op
+		 * here means nothing orders this call with a weft_close of fd
+		 * on another thread, and the number may even name a new file
+		 * by now.  That is harmless: the call then fails (EBADF), or
+		 * names a file this set cannot hold (entries are added to it
+		 * only under the lock held here) and fails with ENOENT.  So it
+		 * goes through syscall(), past ThreadSanitizer's epoll_ctl
+		 * interceptor, which would report the unordered close. */
 		if (s->backend & SLOT_STRAY) {
-			(void)epoll_ctl(state(w)->epfd, EPOLL_CTL_DEL, fd, NULL);
+			(void)syscall(SYS_epoll_ctl, state(w)->epfd, EPOLL_CTL_DEL, fd, NULL);
 			s->backend &= ~(SLOT_ET | SLOT_REG | SLOT_STRAY | SLOT_ARMED);
 			return 0;
 		}

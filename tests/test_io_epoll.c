@@ -1,7 +1,7 @@
 /*
  * test_io_epoll.c: the epoll backend's persistent registrations
- * (runtime/io_epoll.c): a stream socket that weft_accept made is registered
- * edge-triggered once per worker, and a recv that drained it waits for the
+ * (runtime/io_epoll.c): a stream socket that weft_accept or weft_connect
+ * connected is registered edge-triggered once per worker, and a recv that drained it waits for the
  * next edge with no system call.  An edge is reported once, so every path
  * where data can be there without an edge to come must make the next op
  * try first; these tests walk those paths one by one.  They set
@@ -25,6 +25,7 @@
  */
 #include "test_io_util.h"
 
+#include <fcntl.h>
 #include <stdatomic.h>
 
 /* Long enough that a missed edge hangs the test (minutes). */
@@ -36,10 +37,11 @@ static weft_runtime_t *ep_rt(unsigned workers, const char *check_ms)
 	return io_rt(WEFT_IO_EPOLL, workers);
 }
 
-/* ---- a connection weft_accept made ---------------------------------- */
+/* ---- a connection that weft made, both ends --------------------------- */
 
 struct acc {
-	int lfd, fd;
+	int lfd, cli, srv, conn_rc;
+	struct sockaddr_in addr;
 	struct t_latch done;
 };
 
@@ -47,39 +49,51 @@ static void acc_fiber(void *p)
 {
 	struct acc *a = p;
 
-	a->fd = weft_accept(a->lfd, NULL, NULL, SOCK_CLOEXEC);
+	a->conn_rc = weft_connect(a->cli, (struct sockaddr *)&a->addr, sizeof a->addr);
+	a->srv = weft_accept(a->lfd, NULL, NULL, SOCK_CLOEXEC);
 	t_latch_done(&a->done);
 }
 
-/* *cli: a plain client socket; *srv: its peer, accepted by weft on rt. */
+/* *cli: a socket that weft_connect connected; *srv: its peer, accepted by
+ * weft_accept; both on rt, so both registered persistently. */
 static void ep_pair(weft_runtime_t *rt, int *cli, int *srv)
 {
-	struct sockaddr_in addr;
-	struct acc a = { .lfd = io_listener(&addr), .fd = -1 };
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct acc a = { .srv = -1, .conn_rc = -1 };
 
-	cr_assert_geq(c, 0);
-	cr_assert_eq(connect(c, (struct sockaddr *)&addr, sizeof addr), 0, "connect: %s", strerror(errno));
+	a.lfd = io_listener(&a.addr);
+	a.cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(a.cli, 0);
 	t_latch_init(&a.done, 1);
 	IO_GO(rt, acc_fiber, &a);
 	t_latch_wait(&a.done);
 	t_latch_fini(&a.done);
-	cr_assert_geq(a.fd, 0, "weft_accept = %d", a.fd);
+	cr_assert_eq(a.conn_rc, 0, "weft_connect = %d", a.conn_rc);
+	cr_assert_geq(a.srv, 0, "weft_accept = %d", a.srv);
 	close(a.lfd);
-	*cli = c;
-	*srv = a.fd;
+	/* The epoll CONNECT left it non-blocking; the test thread reads and
+	 * writes it with plain blocking calls (weft's own ops do not care). */
+	cr_assert_eq(fcntl(a.cli, F_SETFL, fcntl(a.cli, F_GETFL) & ~O_NONBLOCK), 0);
+	*cli = a.cli;
+	*srv = a.srv;
 }
 
-/* The test thread and one fiber take turns: step n is the fiber's to
- * reach, the test thread acts on it, then lets the fiber go on. */
+/* The test thread and one fiber take turns.  The fiber announces step n
+ * and goes on (announce: typically into a recv that waits) or waits there
+ * until the test thread lets it go (fiber_reached); the test thread waits
+ * for the announcement (test_reached), then acts. */
 struct turns {
 	atomic_int at;   /* the step the fiber has reached */
 	atomic_int go;   /* the step the test thread has finished */
 };
 
-static void fiber_reached(struct turns *t, int step)
+static void announce(struct turns *t, int step)
 {
 	atomic_store(&t->at, step);
+}
+
+static void fiber_reached(struct turns *t, int step)
+{
+	announce(t, step);
 	while (atomic_load(&t->go) < step)
 		weft_sleep(200000); /* 0.2 ms: the worker polls meanwhile */
 }
@@ -93,26 +107,18 @@ static void test_reached(struct turns *t, int step)
 	cr_assert_geq(atomic_load(&t->at), step, "the fiber never reached step %d", step);
 }
 
-/* weft_send until all of buf is gone (weft_write_all sends WRITE ops; the
- * epoll backend tries a SEND before it takes the worker's lock, which is
- * another path). */
-static ssize_t send_all(int fd, const void *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t r = weft_send(fd, (const char *)buf + done, len - done, 0);
-		if (r <= 0)
-			return r < 0 ? r : (ssize_t)done;
-		done += (size_t)r;
-	}
-	return (ssize_t)done;
-}
-
 static void put(int fd, const char *s)
 {
 	size_t n = strlen(s);
 	cr_assert_eq(write(fd, s, n), (ssize_t)n);
+}
+
+/* After step n, once the fiber's recv has had time to wait, send s. */
+static void put_when_waiting(struct turns *t, int step, int fd, const char *s)
+{
+	test_reached(t, step);
+	t_sleep_ms(20);
+	put(fd, s);
 }
 
 /* ---- partial_reads --------------------------------------------------- */
@@ -129,19 +135,24 @@ static void pr_fiber(void *p)
 {
 	struct pr *c = p;
 
-	/* 100 bytes come: a full read of 64 may leave some, so the next
-	 * recv must try and gets the other 36. */
+	/* Waits, so the socket gets registered; one byte drains it. */
+	announce(&c->t, 1);
 	c->r[0] = weft_recv(c->fd, c->got[0], 64, 0);
+	/* Drained: waits for the edge of 100 bytes, reads 64 of them (a
+	 * full read may leave some), so the next recv must try: 36. */
+	announce(&c->t, 2);
 	c->r[1] = weft_recv(c->fd, c->got[1], 64, 0);
-	/* Drained: this one waits for the next edge. */
-	fiber_reached(&c->t, 1);
 	c->r[2] = weft_recv(c->fd, c->got[2], 64, 0);
-	/* A peek takes nothing away: the recv after it must find the data
-	 * (no new edge will come for it). */
-	fiber_reached(&c->t, 2);
-	c->r[3] = weft_recv(c->fd, c->got[3], 64, MSG_PEEK);
-	c->r[4] = weft_recv(c->fd, c->got[4], 64, 0);
+	/* Drained again: waits. */
+	announce(&c->t, 3);
+	c->r[3] = weft_recv(c->fd, c->got[3], 64, 0);
+	/* A peek that the edge woke takes nothing away: the recv after it
+	 * must find the data (no new edge will come for it). */
+	announce(&c->t, 4);
+	c->r[4] = weft_recv(c->fd, c->got[4], 64, MSG_PEEK);
 	c->r[5] = weft_recv(c->fd, c->got[5], 64, 0);
+	announce(&c->t, 5);
+	c->r[6] = weft_recv(c->fd, c->got[6], 64, 0);
 	t_latch_done(&c->done);
 }
 
@@ -157,26 +168,22 @@ Test(io_epoll, partial_reads, .timeout = IO_TIMEOUT)
 	IO_GO(rt, pr_fiber, &c);
 	memset(hundred, 'a', 100);
 	hundred[100] = 0;
-	put(cli, hundred);
-	test_reached(&c.t, 1);
-	atomic_store(&c.t.go, 1);
-	t_sleep_ms(20); /* let the recv wait */
-	put(cli, "0123456789");
-	test_reached(&c.t, 2);
-	put(cli, "peek me");
-	atomic_store(&c.t.go, 2);
-	t_sleep_ms(20);
-	put(cli, "!");
+	put_when_waiting(&c.t, 1, cli, "x");
+	put_when_waiting(&c.t, 2, cli, hundred);
+	put_when_waiting(&c.t, 3, cli, "0123456789");
+	put_when_waiting(&c.t, 4, cli, "peek me");
+	put_when_waiting(&c.t, 5, cli, "!");
 	t_latch_wait(&c.done);
-	cr_assert_eq(c.r[0], 64);
-	cr_assert_eq(c.r[1], 36);
-	cr_assert_eq(c.r[2], 10);
-	cr_assert_eq(memcmp(c.got[2], "0123456789", 10), 0);
-	cr_assert_eq(c.r[3], 7);
+	cr_assert_eq(c.r[0], 1);
+	cr_assert_eq(c.r[1], 64);
+	cr_assert_eq(c.r[2], 36);
+	cr_assert_eq(c.r[3], 10);
+	cr_assert_eq(memcmp(c.got[3], "0123456789", 10), 0);
 	cr_assert_eq(c.r[4], 7);
-	cr_assert_eq(memcmp(c.got[4], "peek me", 7), 0);
-	cr_assert_eq(c.r[5], 1);
-	cr_assert_eq(c.got[5][0], '!');
+	cr_assert_eq(c.r[5], 7);
+	cr_assert_eq(memcmp(c.got[5], "peek me", 7), 0);
+	cr_assert_eq(c.r[6], 1);
+	cr_assert_eq(c.got[6][0], '!');
 	t_latch_fini(&c.done);
 	weft_close(c.fd);
 	close(cli);
@@ -197,8 +204,9 @@ static void db_fiber(void *p)
 {
 	struct db *c = p;
 
-	c->r[0] = weft_recv(c->fd, c->got[0], sizeof c->got[0], 0); /* drains */
-	fiber_reached(&c->t, 1);
+	announce(&c->t, 1);
+	c->r[0] = weft_recv(c->fd, c->got[0], sizeof c->got[0], 0); /* waits, drains */
+	fiber_reached(&c->t, 2);
 	/* The data came while this fiber slept in fiber_reached: its edge
 	 * went by with no recv waiting.  This recv must try first. */
 	c->r[1] = weft_recv(c->fd, c->got[1], sizeof c->got[1], 0);
@@ -214,11 +222,11 @@ Test(io_epoll, data_before_recv, .timeout = IO_TIMEOUT)
 	ep_pair(rt, &cli, &c.fd);
 	t_latch_init(&c.done, 1);
 	IO_GO(rt, db_fiber, &c);
-	put(cli, "first");
-	test_reached(&c.t, 1);
+	put_when_waiting(&c.t, 1, cli, "first");
+	test_reached(&c.t, 2);
 	put(cli, "early");
 	t_sleep_ms(20); /* the worker reaps the edge, nobody waits */
-	atomic_store(&c.t.go, 1);
+	atomic_store(&c.t.go, 2);
 	t_latch_wait(&c.done);
 	cr_assert_eq(c.r[0], 5);
 	cr_assert_eq(c.r[1], 5);
@@ -227,6 +235,22 @@ Test(io_epoll, data_before_recv, .timeout = IO_TIMEOUT)
 	weft_close(c.fd);
 	close(cli);
 	t_destroy(rt);
+}
+
+/* weft_send until all of buf is gone (weft_write_all sends WRITE ops; the
+ * epoll backend tries a SEND before it takes the worker's lock, which is
+ * another path). */
+static ssize_t send_all(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t r = weft_send(fd, (const char *)buf + done, len - done, 0);
+		if (r <= 0)
+			return r < 0 ? r : (ssize_t)done;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
 }
 
 /* ---- send_waits_for_room ---------------------------------------------- */
@@ -290,6 +314,7 @@ Test(io_epoll, send_waits_for_room, .timeout = IO_TIMEOUT)
 
 struct ru {
 	int fd;
+	struct turns t;
 	ssize_t r;
 	char got[16];
 	struct t_latch done;
@@ -299,6 +324,7 @@ static void ru_recv_fiber(void *p)
 {
 	struct ru *c = p;
 
+	announce(&c->t, atomic_load(&c->t.at) + 1);
 	c->r = weft_recv(c->fd, c->got, sizeof c->got, 0);
 	t_latch_done(&c->done);
 }
@@ -316,7 +342,7 @@ Test(io_epoll, reused_number, .timeout = IO_TIMEOUT)
 	ep_pair(rt, &cli, &c.fd);
 	t_latch_init(&c.done, 1);
 	IO_GO(rt, ru_recv_fiber, &c);
-	put(cli, "one");
+	put_when_waiting(&c.t, 1, cli, "one"); /* it waits: registered */
 	t_latch_wait(&c.done);
 	cr_assert_eq(c.r, 3);
 	/* Behind weft's back: close the number and give it to another
@@ -329,8 +355,7 @@ Test(io_epoll, reused_number, .timeout = IO_TIMEOUT)
 	t_latch_init(&c.done, 1);
 	t0 = t_now();
 	IO_GO(rt, ru_recv_fiber, &c);
-	t_sleep_ms(5);
-	put(sv[1], "two");
+	put_when_waiting(&c.t, 2, sv[1], "two");
 	t_latch_wait(&c.done);
 	took = t_now() - t0;
 	cr_assert_eq(c.r, 3, "recv = %zd", c.r);
