@@ -79,8 +79,9 @@
  *   - Strays.  Fibers migrate, so a socket ends up registered in several
  *     workers' sets, and each edge wakes each of them.  A trusted slot with
  *     no op at all on its list that gets two events with no op issued in
- *     between deletes its entry (one epoll_ctl), so a set stops hearing
- *     about sockets served elsewhere.  An entry of a file that weft_close
+ *     between deletes its entry (one epoll_ctl, unordered with a close
+ *     of the number elsewhere, and harmless either way: on_event), so a
+ *     set stops hearing about sockets served elsewhere.  An entry of a file that weft_close
  *     closed but a dup() or a child process keeps open stays registered
  *     and may wake its worker until the file's last close (the one-shot
  *     scheme's entry fires once at most).
