@@ -521,7 +521,7 @@ void weft_yield(void)
 		/* A plain task, or a task body on this stack (tdq.c, Fibers):
 		 * no switching, so run one other task here, if there is one. */
 		int calls = 0;
-		weft__help_until(w, second_call, &calls);
+		weft__help_until(w, second_call, &calls, false);
 		return;
 	}
 	switch_out(w, f, after_yield, f, 0);

@@ -155,7 +155,7 @@ int weft_future_wait(weft_future_t *f)
 	}
 	if (self) {
 		/* On a worker: run other tasks until it is done. */
-		weft__help_until(self, future_done_cb, f);
+		weft__help_until(self, future_done_cb, f, false);
 		return 0;
 	}
 	atom_faa_32(&f->waiters, 1);

@@ -116,7 +116,7 @@ static __attribute__((noinline)) int wait_shared(struct weft__worker *w, weft_gr
 
 	while (!group_done(g)) {
 		if (!weft__deque_take(&w->dq, &t)) {
-			weft__help_until(w, group_done_cb, g);
+			weft__help_until(w, group_done_cb, g, false);
 			break;
 		}
 		w = weft__run_task_fiber(w, &t);
@@ -140,7 +140,7 @@ int weft_wait(weft_group_t *g)
 	 * involved and every task returns here. */
 	while (!group_done(g)) {
 		if (!weft__deque_take(&w->dq, &t)) {
-			weft__help_until(w, group_done_cb, g);
+			weft__help_until(w, group_done_cb, g, false);
 			break;
 		}
 		weft__run_task(w, &t);

@@ -173,7 +173,7 @@ static ssize_t op_run(weft_op_t *op)
 	} else {
 		uint32_t done = 0;
 		if (!weft__io_start(w, op, NULL, &done))
-			weft__help_until(w, flag_set, &done);
+			weft__help_until(w, flag_set, &done, true);
 	}
 	atom_store_32(&weft__op_priv(op)->state, WEFT__OP_IDLE);
 	return op->result;
@@ -350,7 +350,7 @@ int weft_close(int fd)
 			while (atom_load_32(&acks))
 				weft_yield();
 		} else if (atom_load_32(&acks)) {
-			weft__help_until(w, acks_done, &acks);
+			weft__help_until(w, acks_done, &acks, false);
 		}
 	}
 	weft__epoll_fd_closing(fd);

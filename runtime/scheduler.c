@@ -310,9 +310,21 @@ static struct weft__worker *help_foreign(struct weft__worker *w, bool on_fiber)
 	return run_traced(w, &t, src, on_fiber);
 }
 
-void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg)
+/* Whether an idle spin that started at *since (0: starts now) has lasted
+ * WEFT_HELP_SPIN_NS. */
+static bool idle_spun(uint64_t *since)
+{
+	uint64_t now = weft__now_ns();
+
+	if (*since == 0)
+		*since = now;
+	return now - *since >= WEFT_HELP_SPIN_NS;
+}
+
+void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg, bool own_io)
 {
 	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
+	uint64_t spun_since = 0; /* 0: not spinning idle */
 	struct weft__task t;
 	/* On a fiber's stack, what runs here may park the fiber and resume
 	 * it on another worker (fiber.c, I4): w is re-read after each task. */
@@ -335,11 +347,19 @@ void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg)
 		if (ran) {
 			w = ran;
 			backoff = CK_BACKOFF_INITIALIZER;
+			spun_since = 0;
 		} else if (backoff < WEFT_BACKOFF_CEILING) {
 			ck_backoff_eb(&backoff);
-		} else if (weft__io_active(w)) {
-			/* Waiting for this worker's own I/O: only it can
-			 * reap it, so wait there for a little while. */
+		} else if (weft__io_active(w) && (own_io || idle_spun(&spun_since))) {
+			/* Pending I/O of this worker's own, which only it can
+			 * reap: wait there for a little while.  When that is
+			 * what we wait for, its completion ends the wait; a
+			 * group, a future or a stolen task finishes on another
+			 * thread without waking it, so those waits block only
+			 * after WEFT_HELP_SPIN_NS of spinning: the fork-join
+			 * tail (a fan-out request's last stolen task) is
+			 * shorter than that, and blocking there added up to 50
+			 * us each time. */
 			weft__io_run(w, WEFT_IO_HELP_WAIT_NS);
 		} else {
 			sched_yield();

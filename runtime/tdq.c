@@ -262,7 +262,7 @@ weft_tslot_t *weft_tdq_sync_(weft_tdq_t *q)
 	}
 	/* Stolen (T4): help until the thief is done with it. */
 	if (!slot_done(s))
-		weft__help_until(q->owner_, slot_done, s);
+		weft__help_until(q->owner_, slot_done, s, false);
 	s->done_ = 0; /* T6: read (acquire) above, so no thief writes it now */
 	atom_store_rel_64(ts_word(q), TS(h, h));
 	q->split_ = q->head_ = s;

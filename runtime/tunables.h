@@ -92,6 +92,14 @@
  * event state before looking for other work again. */
 #define WEFT_IO_HELP_WAIT_NS 50000
 
+/* How long a helping waiter whose wait another thread ends (a group, a
+ * future, a stolen typed task) spins, yielding, before it blocks in its
+ * event state as above: nothing wakes it there when the other thread is
+ * done.  Longer than a fork-join tail: a parked thief starts 30-90 us after
+ * the spawn on this machine, and the waiter then waits that long for its
+ * last task. */
+#define WEFT_HELP_SPIN_NS 200000
+
 /* A busy worker with I/O at hand (submissions queued, completions ready)
  * submits and reaps between two top-level tasks at most this often: often
  * enough that a long queue of CPU-heavy fibers does not hold back their

@@ -130,8 +130,11 @@ static inline struct weft__worker *weft__run_task_fiber(struct weft__worker *w, 
 }
 /* Run tasks (own deque first, then stolen or injected ones) until done(arg)
  * is true, backing off and then yielding while there is nothing to run.
- * Owner worker. */
-void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg);
+ * own_io: what is awaited completes in this worker's event state (its own
+ * I/O), whose completion wakes a wait there; otherwise another thread
+ * completes it, which wakes nothing, so the waiter spins a while before it
+ * blocks in its event state.  Owner worker. */
+void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg, bool own_io);
 /* Whether any queue (injector or deque) looks non-empty.  Any thread. */
 bool weft__work_visible(struct weft_runtime *rt);
 
