@@ -328,43 +328,45 @@ static inline struct ep_state *state(struct weft__worker *w)
 #define GEN_FDS (1 << 20)
 static uint32_t *gen_chunks[GEN_FDS >> GEN_CHUNK_LOG2];
 
-static uint32_t *gen_word(int fd, bool make)
+/* fd's word, or NULL if its chunk was never made (or fd is out of range).
+ * Inline: the hot path (every op on a persistent registration) reads it. */
+static inline uint32_t *gen_word(int fd)
 {
-	uint32_t **slot, *c, *fresh;
+	uint32_t *c;
 
 	if (fd < 0 || fd >= GEN_FDS)
 		return NULL;
-	slot = &gen_chunks[fd >> GEN_CHUNK_LOG2];
-	c = atom_load_acq_ptr((void *const *)slot);
-	if (!c && make) {
-		if (!(fresh = calloc(1u << GEN_CHUNK_LOG2, sizeof(*fresh))))
-			return NULL;
-		if (atom_cas_ptr((void **)slot, NULL, fresh))
-			c = fresh;
-		else {
-			free(fresh);
-			c = atom_load_acq_ptr((void *const *)slot);
-		}
-	}
+	c = atom_load_acq_ptr((void *const *)&gen_chunks[fd >> GEN_CHUNK_LOG2]);
 	return c ? &c[fd & ((1 << GEN_CHUNK_LOG2) - 1)] : NULL;
 }
 
-/* The hot path (every op on a persistent registration): no call. */
+/* fd's word, its chunk made if need be; NULL out of range or memory. */
+static uint32_t *gen_word_make(int fd)
+{
+	uint32_t *g = gen_word(fd), *fresh;
+
+	if (g || fd < 0 || fd >= GEN_FDS)
+		return g;
+	if (!(fresh = calloc(1u << GEN_CHUNK_LOG2, sizeof(*fresh))))
+		return NULL;
+	if (!atom_cas_ptr((void **)&gen_chunks[fd >> GEN_CHUNK_LOG2], NULL, fresh))
+		free(fresh); /* another thread made it first */
+	return gen_word(fd);
+}
+
 static inline uint32_t gen_of(int fd)
 {
-	const uint32_t *c;
+	const uint32_t *g = gen_word(fd);
 
-	if (fd < 0 || fd >= GEN_FDS)
-		return 0;
-	c = atom_load_acq_ptr((void *const *)&gen_chunks[fd >> GEN_CHUNK_LOG2]);
-	return c ? atom_load_32(&c[fd & ((1 << GEN_CHUNK_LOG2) - 1)]) : 0;
+	return g ? atom_load_32(g) : 0;
 }
 
 /* A new life for the number fd: born (a stream socket connected by ACCEPT
- * or CONNECT) or not. */
+ * or CONNECT) or not.  Only a birth needs a chunk: a number with none has
+ * generation 0, which no registration trusts. */
 static void gen_next(int fd, bool born)
 {
-	uint32_t *g = gen_word(fd, born);
+	uint32_t *g = born ? gen_word_make(fd) : gen_word(fd);
 
 	if (g)
 		atom_store_32(g, ((atom_load_32(g) | 1) + 1) | (born ? 1 : 0));
@@ -405,6 +407,12 @@ static uint32_t interest(const struct weft__fdslot *s)
 	return want;
 }
 
+/* Record want as s's armed interest, the kernel's entry left as it is. */
+static inline void set_armed(struct weft__fdslot *s, uint32_t want)
+{
+	s->backend = (s->backend & ~SLOT_ARMED) | want;
+}
+
 /* Make fd's armed interest want (0: delete the entry).  Returns 0 or the
  * negative errno of epoll_ctl, leaving s unchanged then.  Owner worker. */
 static int arm(struct ep_state *be, int fd, struct weft__fdslot *s, uint32_t want)
@@ -417,7 +425,7 @@ static int arm(struct ep_state *be, int fd, struct weft__fdslot *s, uint32_t wan
 		return 0;
 	if (trusted(s, fd)) {
 		/* Persistent: the kernel's entry stays as it is. */
-		s->backend = (s->backend & ~SLOT_ARMED) | want;
+		set_armed(s, want);
 		return 0;
 	}
 	if (want == 0) {
@@ -816,7 +824,7 @@ static int wait_on(struct ep_state *be, weft_op_t *op, struct weft__fdslot *s, b
 		rc = arm(be, op->fd, s, want);
 	} else {
 		/* Quiet: the kernel's entry stays as it is (arm's first case). */
-		s->backend = (s->backend & ~SLOT_ARMED) | want;
+		set_armed(s, want);
 		if ((rc = check_later(be, op->fd, s)) < 0)
 			(void)arm(be, op->fd, s, interest(s));
 	}
@@ -1057,7 +1065,7 @@ static int on_event(struct weft__worker *w, int fd, uint32_t revents)
 			s->backend |= SLOT_MAYOUT;
 	}
 	if (et) /* persistent: nothing to re-arm (arm's first case) */
-		s->backend = (s->backend & ~SLOT_ARMED) | interest(s);
+		set_armed(s, interest(s));
 	else if ((rc = arm(state(w), fd, s, interest(s))) < 0)
 		n += fail_waiters(w, s, rc);
 	return n;

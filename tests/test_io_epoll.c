@@ -121,9 +121,9 @@ static void put_when_waiting(struct turns *t, int step, int fd, const char *s)
 	put(fd, s);
 }
 
-/* ---- partial_reads --------------------------------------------------- */
-
-struct pr {
+/* One fiber's recvs on fd, in turns with the test thread: result i of
+ * recv i in r[i], its bytes in got[i]. */
+struct rx {
 	int fd;
 	struct turns t;
 	ssize_t r[8];
@@ -131,9 +131,11 @@ struct pr {
 	struct t_latch done;
 };
 
+/* ---- partial_reads --------------------------------------------------- */
+
 static void pr_fiber(void *p)
 {
-	struct pr *c = p;
+	struct rx *c = p;
 
 	/* Waits, so the socket gets registered; one byte drains it. */
 	announce(&c->t, 1);
@@ -159,7 +161,7 @@ static void pr_fiber(void *p)
 Test(io_epoll, partial_reads, .timeout = IO_TIMEOUT)
 {
 	weft_runtime_t *rt = ep_rt(1, NO_CHECK_MS);
-	struct pr c = { .fd = -1 };
+	struct rx c = { .fd = -1 };
 	char hundred[101];
 	int cli;
 
@@ -192,17 +194,9 @@ Test(io_epoll, partial_reads, .timeout = IO_TIMEOUT)
 
 /* ---- data_before_recv ------------------------------------------------- */
 
-struct db {
-	int fd;
-	struct turns t;
-	ssize_t r[2];
-	char got[2][16];
-	struct t_latch done;
-};
-
 static void db_fiber(void *p)
 {
-	struct db *c = p;
+	struct rx *c = p;
 
 	announce(&c->t, 1);
 	c->r[0] = weft_recv(c->fd, c->got[0], sizeof c->got[0], 0); /* waits, drains */
@@ -216,7 +210,7 @@ static void db_fiber(void *p)
 Test(io_epoll, data_before_recv, .timeout = IO_TIMEOUT)
 {
 	weft_runtime_t *rt = ep_rt(1, NO_CHECK_MS);
-	struct db c = { .fd = -1 };
+	struct rx c = { .fd = -1 };
 	int cli;
 
 	ep_pair(rt, &cli, &c.fd);
