@@ -189,6 +189,21 @@ static inline enum weft__steal weft__deque_steal(struct weft__deque *dq, struct 
 	return WEFT_STEAL_OK;
 }
 
+/* Copy the task `ahead` places after the oldest into *out, without taking
+ * it; false if the deque holds no such task.  Owner only, and a hint only:
+ * a thief may take that task meanwhile.  The slot lies in [top, bottom) of
+ * the owner's own buffer, which no other thread writes or replaces. */
+static inline bool weft__deque_peek_oldest(const struct weft__deque *dq, int64_t ahead, struct weft__task *out)
+{
+	int64_t i = atom_load_64(&dq->top) + ahead;
+	const struct weft__deque_buf *buf = dq->buf;
+
+	if (i >= dq->bottom)
+		return false;
+	task_load(&buf->slot[i & buf->mask], out);
+	return true;
+}
+
 /* A racy size hint (bottom - top), for wake decisions only.  Any thread. */
 static inline int64_t weft__deque_size_hint(const struct weft__deque *dq)
 {

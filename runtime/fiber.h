@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "atomics.h"
+#include "tunables.h"
 #include "weft.h"
 
 struct weft__worker;
@@ -59,6 +61,23 @@ void weft__fiber_park(struct weft__fiber *f);
 /* Make f runnable again (pushed on the calling worker's deque).  Exactly
  * once per weft__fiber_park.  Any thread. */
 void weft__fiber_wake(struct weft__fiber *f);
+
+/* Start loading what resuming a suspended f reads first: its record, then
+ * the frames at its saved stack pointer (the switch's saved registers and
+ * the callers it returns through).  Hints only: f->sp is read relaxed, and
+ * a stale value (f resumed elsewhere meanwhile) costs a wasted prefetch. */
+#define WEFT_FIBER_PREFETCH_LINES 4
+static inline void weft__fiber_prefetch_record(const struct weft__fiber *f)
+{
+	__builtin_prefetch(f);
+}
+static inline void weft__fiber_prefetch_stack(const struct weft__fiber *f)
+{
+	const char *sp = atom_load_ptr((void *const *)&f->sp);
+
+	for (int i = 0; i < WEFT_FIBER_PREFETCH_LINES; i++)
+		__builtin_prefetch(sp + i * WEFT_CACHELINE);
+}
 
 /* The worker calling this, read afresh from the thread pointer: for code
  * that resumes after a fiber switch, possibly on another thread. */

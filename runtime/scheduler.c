@@ -157,6 +157,22 @@ bool weft__work_visible(struct weft_runtime *rt)
 	return false;
 }
 
+/* Oldest first, a queue of resumed fibers runs each on a record and a stack
+ * that the ones before it have pushed out of the caches (and, with a
+ * thousand fibers, out of the TLB).  So start loading the next fiber's
+ * stack, whose record the previous call prefetched, and the record of the
+ * one after it.  Echo with 1000 connections on one worker: see the
+ * commit. */
+static inline void prefetch_next(struct weft__worker *w)
+{
+	struct weft__task n;
+
+	if (weft__deque_peek_oldest(&w->dq, 0, &n) && n.fn == weft__fiber_resume_task)
+		weft__fiber_prefetch_stack(n.arg);
+	if (weft__deque_peek_oldest(&w->dq, 1, &n) && n.fn == weft__fiber_resume_task)
+		weft__fiber_prefetch_record(n.arg);
+}
+
 /* The oldest task of the own deque, as a thief takes it. */
 static bool take_oldest(struct weft__worker *w, struct weft__task *t)
 {
@@ -164,7 +180,10 @@ static bool take_oldest(struct weft__worker *w, struct weft__task *t)
 
 	while ((r = weft__deque_steal(&w->dq, t)) == WEFT_STEAL_ABORT)
 		;
-	return r == WEFT_STEAL_OK;
+	if (r != WEFT_STEAL_OK)
+		return false;
+	prefetch_next(w);
+	return true;
 }
 
 static inline bool take_own(struct weft__worker *w, struct weft__task *t, bool fifo)
