@@ -140,7 +140,7 @@ extern const struct weft__io_backend weft__io_epoll_backend;
 struct weft__fdslot {
 	weft_op_t *head;
 	uint32_t npending;  /* ops on the list; read by other threads (hint) */
-	uint32_t backend;   /* backend's use (epoll: registered events) */
+	uint32_t backend;   /* backend's use (epoll: registered events; io_uring: marks) */
 	uint32_t gen, seq;  /* backend's use (epoll: the fd generation a
 	                     * persistent registration is for; its waits) */
 };

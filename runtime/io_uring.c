@@ -49,6 +49,14 @@
  *     inline spares a request, a completion and a suspension of the
  *     caller (half the resumptions of a request-response exchange).  Only
  *     a send that would block goes through the ring.
+ *   - RECV after a short read: a short read says the peer had sent no
+ *     more (a request-response exchange: the next request comes only
+ *     after the reply), so the fd's next RECV on this worker carries
+ *     IORING_RECVSEND_POLL_FIRST (5.19): the kernel arms its poll without
+ *     first trying a receive that would fail.  Readiness is still checked
+ *     when the poll is armed, so data that came meanwhile completes it at
+ *     once.  A full read clears the mark (data may be waiting).  weft-httpd
+ *     GET / on io_uring: see the commit.
  *   - Wake: a one-shot POLL_ADD(POLLIN) on wake_fd, armed lazily before
  *     each wait that may block and re-armed after it fires.  POLL_ADD checks
  *     readiness when armed, so an eventfd left readable makes the next wait
@@ -130,6 +138,7 @@ enum phase {
 #define ST_CANCEL 0x8u  /* cancel requested (U3) */
 #define ST_INPROG 0x10u /* CONNECT gave -EINPROGRESS: report SO_ERROR */
 #define ST_SINGLE 0x20u /* ACCEPT_MULTI on a kernel without multishot accept */
+#define ST_DATA_FIRST 0x40u /* RECV: IORING_RECVSEND_POLL_FIRST */
 #define ST_NCANCEL_SHIFT 8
 #define ST_NCANCEL_ONE (1u << ST_NCANCEL_SHIFT)
 #define ST_NCANCEL_MASK (0xffu << ST_NCANCEL_SHIFT)
@@ -139,6 +148,8 @@ enum phase {
 
 /* fdslot.backend: input ops on this fd gave EAGAIN; poll first. */
 #define FD_POLL_FIRST 1u
+/* fdslot.backend: the last RECV on this fd here was a short read. */
+#define FD_DRAINED 2u
 
 enum todo_kind { TD_ISSUE, TD_CANCEL };
 
@@ -158,6 +169,7 @@ struct uring {
 	bool wake_dead;    /* wake_fd refused polling: stop arming it */
 	bool defer;        /* IORING_SETUP_DEFER_TASKRUN */
 	bool taskrun_flag; /* the kernel raises IORING_SQ_TASKRUN */
+	bool poll_first;   /* the kernel knows IORING_RECVSEND_POLL_FIRST */
 };
 
 static inline struct uring *be_of(struct weft__worker *w)
@@ -216,6 +228,8 @@ static bool prep_op(struct uring *be, weft_op_t *op)
 		break;
 	case WEFT_OP_RECV:
 		io_uring_prep_recv(sqe, op->fd, op->buf, rw_len(op->len), op->flags);
+		if (weft__op_priv(op)->backend_state & ST_DATA_FIRST)
+			sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 		break;
 	case WEFT_OP_SEND:
 		io_uring_prep_send(sqe, op->fd, op->buf, rw_len(op->len), op->flags | MSG_NOSIGNAL);
@@ -386,6 +400,26 @@ static void mark_poll_first(struct weft__worker *w, int fd)
 		s->backend |= FD_POLL_FIRST;
 }
 
+/* Record whether a RECV drained its socket: a short read says the peer
+ * had sent no more, so the fd's next RECV here waits for data before it
+ * tries (ST_DATA_FIRST).  A full read, the end of the stream or an error
+ * clears the mark; a MSG_PEEK takes nothing away and leaves it.  Owner
+ * worker only. */
+static void note_recv(struct weft__worker *w, const weft_op_t *op, int32_t res)
+{
+	struct weft__fdslot *s;
+
+	if (op->flags & MSG_PEEK)
+		return;
+	s = weft__io_fdslot(w, op->fd);
+	if (!s)
+		return;
+	if (res > 0 && (size_t)res < op->len)
+		s->backend |= FD_DRAINED;
+	else
+		s->backend &= ~FD_DRAINED;
+}
+
 /* A CQE of an ACCEPT_MULTI op: hand a connection over, and re-issue the
  * accept when the kernel's multishot request ended (or was a single one).
  * Returns false when the CQE ends nothing and op_cqe goes on with it.
@@ -425,6 +459,8 @@ static void op_cqe(struct weft__worker *w, struct uring *be, weft_op_t *op, int3
 	    multi_cqe(w, be, op, res, flags))
 		return;
 	if (res != -EAGAIN && res != -EINTR && !inprog) {
+		if (op->opcode == WEFT_OP_RECV && be->poll_first)
+			note_recv(w, op, res);
 		finish(w, be, op, res);
 		return;
 	}
@@ -601,6 +637,8 @@ static int uring_init(struct weft__worker *w, const weft_config_t *cfg)
 	}
 	be->defer = p.flags & IORING_SETUP_DEFER_TASKRUN;
 	be->taskrun_flag = p.flags & IORING_SETUP_TASKRUN_FLAG;
+	/* 5.19, as COOP_TASKRUN; DEFER_TASKRUN is 6.1. */
+	be->poll_first = p.flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN);
 	be->wake_fd = w->io->wake_fd;
 	w->io->be = be;
 	return 0;
@@ -625,7 +663,7 @@ static int uring_issue(struct weft__worker *w, weft_op_t *op)
 	struct uring *be = be_of(w);
 	struct weft__op *p = weft__op_priv(op);
 	struct weft__fdslot *s;
-	bool ready_first = false;
+	bool ready_first = false, data_first = false;
 	int rc;
 
 	switch (op->opcode) {
@@ -635,11 +673,12 @@ static int uring_issue(struct weft__worker *w, weft_op_t *op)
 	case WEFT_OP_ACCEPT_MULTI:
 		s = weft__io_fdslot(w, op->fd);
 		ready_first = s && (s->backend & FD_POLL_FIRST);
+		data_first = s && (s->backend & FD_DRAINED) && op->opcode == WEFT_OP_RECV;
 		break;
 	case WEFT_OP_CLOSE:
 		s = weft__io_fdslot(w, op->fd);
-		if (s)
-			s->backend &= ~FD_POLL_FIRST; /* the number may be reused */
+		if (s) /* the number may be reused */
+			s->backend &= ~(FD_POLL_FIRST | FD_DRAINED);
 		break;
 	case WEFT_OP_SEND: {
 		/* A send usually fits in the socket's buffer: try it now, and
@@ -659,7 +698,7 @@ static int uring_issue(struct weft__worker *w, weft_op_t *op)
 	default:
 		return -EINVAL;
 	}
-	p->backend_state = PH_IDLE;
+	p->backend_state = data_first ? PH_IDLE | ST_DATA_FIRST : PH_IDLE;
 	p->events = 0;
 	rc = start(be, op, ready_first);
 	if (rc)

@@ -10,7 +10,10 @@
  * test fails.  The last tests are the other way round: a number closed and
  * reused behind weft's back is rescued by the check, and checks off
  * (WEFT_EPOLL_CHECK_MS=0, one-shot registrations only) passes the stress
- * test too.  epoll only: io_uring has no registrations.
+ * test too.  io_uring has no registrations, but it has the same question
+ * in smaller form: after a short read a RECV waits for data before it
+ * tries (IORING_RECVSEND_POLL_FIRST), so partial_reads and
+ * data_before_recv run on it too.
  *
  *   partial_reads        a full read leaves data (try next), a short one
  *                        drains (wait), MSG_PEEK drains nothing
@@ -158,9 +161,9 @@ static void pr_fiber(void *p)
 	t_latch_done(&c->done);
 }
 
-Test(io_epoll, partial_reads, .timeout = IO_TIMEOUT)
+static void partial_reads(int backend)
 {
-	weft_runtime_t *rt = ep_rt(1, NO_CHECK_MS);
+	weft_runtime_t *rt = backend == WEFT_IO_EPOLL ? ep_rt(1, NO_CHECK_MS) : io_rt(backend, 1);
 	struct rx c = { .fd = -1 };
 	char hundred[101];
 	int cli;
@@ -192,6 +195,9 @@ Test(io_epoll, partial_reads, .timeout = IO_TIMEOUT)
 	t_destroy(rt);
 }
 
+Test(io_epoll, partial_reads, .timeout = IO_TIMEOUT) { partial_reads(WEFT_IO_EPOLL); }
+Test(io_uring, partial_reads, .timeout = IO_TIMEOUT) { partial_reads(WEFT_IO_URING); }
+
 /* ---- data_before_recv ------------------------------------------------- */
 
 static void db_fiber(void *p)
@@ -207,9 +213,9 @@ static void db_fiber(void *p)
 	t_latch_done(&c->done);
 }
 
-Test(io_epoll, data_before_recv, .timeout = IO_TIMEOUT)
+static void data_before_recv(int backend)
 {
-	weft_runtime_t *rt = ep_rt(1, NO_CHECK_MS);
+	weft_runtime_t *rt = backend == WEFT_IO_EPOLL ? ep_rt(1, NO_CHECK_MS) : io_rt(backend, 1);
 	struct rx c = { .fd = -1 };
 	int cli;
 
@@ -230,6 +236,9 @@ Test(io_epoll, data_before_recv, .timeout = IO_TIMEOUT)
 	close(cli);
 	t_destroy(rt);
 }
+
+Test(io_epoll, data_before_recv, .timeout = IO_TIMEOUT) { data_before_recv(WEFT_IO_EPOLL); }
+Test(io_uring, data_before_recv, .timeout = IO_TIMEOUT) { data_before_recv(WEFT_IO_URING); }
 
 /* weft_send until all of buf is gone (weft_write_all sends WRITE ops; the
  * epoll backend tries a SEND before it takes the worker's lock, which is
