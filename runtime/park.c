@@ -264,8 +264,10 @@ bool weft__park(struct weft__worker *w)
 
 	/* W3: re-check.  If a waker already took us off the stack it counted
 	 * us as a searcher, and its store of 0 to park_word follows. */
-	if ((weft__work_visible(rt) || atom_load_32(&rt->stop)) && unpark_self(w))
+	if ((weft__work_visible(rt) || atom_load_32(&rt->stop)) && unpark_self(w)) {
+		w->last_sleep_ns = 0;
 		return false;
+	}
 	WEFT_STAT_INC(w, parks);
 	WEFT_TRACE(w, WEFT_EV_PARK, 0, 0);
 	{
@@ -298,7 +300,8 @@ bool weft__park(struct weft__worker *w)
 			}
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		WEFT_STAT_ADD(w, parked_ns, (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+		w->last_sleep_ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+		WEFT_STAT_ADD(w, parked_ns, w->last_sleep_ns);
 		WEFT_TRACE(w, WEFT_EV_UNPARK, 0, 0);
 		if (made_work)
 			return false;

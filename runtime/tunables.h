@@ -55,6 +55,12 @@
  * a core between the requests of a moderately loaded server. */
 #define WEFT_SEARCH_ROUNDS_IO 4
 
+/* A search's last round yields the CPU before the worker parks only if its
+ * last park slept less than this: then work comes often enough that a
+ * client on the same cores, given the CPU, likely sends some before the
+ * park's re-check (scheduler.c, idle). */
+#define WEFT_PARK_YIELD_NS 50000
+
 /* A waiting worker runs foreign (stolen or injected) work on top of its
  * stack only while more than this much of the stack is left: helping then
  * cannot overflow the stack, however deep waits nest, and short of that

@@ -38,6 +38,7 @@ struct weft__worker {
 	uintptr_t stack_limit; /* help with foreign work only above this (I2) */
 	uint64_t rng;         /* xorshift state for victim choice */
 	unsigned victim;      /* whom the last successful steal took from */
+	int64_t last_sleep_ns; /* the last park's sleep; 0 if it did not sleep */
 	pthread_t thread;
 	struct weft__trace_ring *trace; /* NULL unless the runtime traces */
 	struct weft__io *io;            /* event state (io.h) */
