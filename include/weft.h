@@ -222,6 +222,11 @@ typedef struct weft_stats {
 	uint64_t io_yields;      /* times this worker gave its core up to a
 	                            runnable io_uring worker whose completions
 	                            had waited for its thread too long */
+	uint64_t io_pulls;       /* of those, times it first moved that worker
+	                            onto its own CPU, where the worker had been
+	                            waiting for one (its CPU clock stood still);
+	                            the worker puts its own CPU mask back when
+	                            it next looks for work */
 } weft_stats_t;
 
 /*

@@ -196,6 +196,12 @@ int weft__io_worker_init(struct weft__worker *w)
 	}
 	pthread_mutex_init(&io->mb_lock, NULL);
 	pthread_mutex_init(&io->lock, NULL);
+	io->cpus = malloc(sizeof(cpu_set_t));
+	if (io->cpus && (pthread_getaffinity_np(pthread_self(), sizeof(cpu_set_t), io->cpus) != 0 ||
+	                 pthread_getcpuclockid(pthread_self(), &io->cpu_clock) != 0)) {
+		free(io->cpus);
+		io->cpus = NULL; /* no pulls for this worker */
+	}
 	io->backend = rt->io_backend;
 	w->io = io;
 	rc = io->backend->init(w, &rt->cfg);
@@ -262,6 +268,7 @@ void weft__io_worker_free(struct weft__worker *w)
 	}
 	for (i = 0; i < io->nchunks; i++)
 		free(io->fdtab[i]);
+	free(io->cpus);
 	free(io->fdtab);
 	close(io->wake_fd);
 	pthread_mutex_destroy(&io->mb_lock);
@@ -943,6 +950,8 @@ static int run_locked(struct weft__worker *w, struct weft__worker *self, int64_t
 	uint64_t start = io->nready, end;
 	int rc;
 
+	if (self == w)
+		weft__io_unpull(w, io);
 	self->io->in_run = true; /* self's own flag: its pushes wait (push_cont) */
 	io->foreign = self != w;
 	if (atom_load_32(&io->mb_nonempty))
@@ -1000,6 +1009,62 @@ int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
 	return n;
 }
 
+/* Pulls.  A peer that owes completions and has not reaped them for
+ * WEFT_IO_STALE_NS is either in a long task or runnable and waiting for a
+ * CPU, most often behind another thread on its own CPU while self's CPU
+ * idles for microseconds at a time: too briefly for the kernel to pull it
+ * over.  Only its own thread can collect its completions (io_uring).
+ * Which of the two it is, its CPU-time clock says: two looks at it, with
+ * no reap by the peer in between and at most WEFT_IO_PULL_WINDOW_NS apart,
+ * that find it ran less than half the time mean it waits.  Then self
+ * narrows peer's mask to self's CPU, which moves it here, and yields to
+ * it; peer puts its own mask back the next time it looks at its event
+ * state or looks for work (weft__io_unpull).  A peer in a long task is
+ * left where it runs.  Order: the mask is narrowed before pulled is set,
+ * and peer clears pulled before it restores the mask; so whatever the
+ * interleaving, a narrowed mask leaves pulled set until peer's next look,
+ * which restores it.  Not with pinned workers.  Under peer's io->lock with
+ * io->live: its thread is alive. */
+static bool waits_for_cpu(struct weft__io *io, int64_t now)
+{
+	int64_t prev_cpu = atom_load_64(&io->seen_cpu_ns), prev_at = atom_load_64(&io->seen_at_ns), cpu;
+	struct timespec ts;
+
+	if (clock_gettime(io->cpu_clock, &ts) != 0)
+		return false;
+	cpu = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	atom_store_64(&io->seen_cpu_ns, cpu);
+	atom_store_64(&io->seen_at_ns, now);
+	return prev_at > atom_load_64(&io->last_reap_ns) && now - prev_at <= WEFT_IO_PULL_WINDOW_NS &&
+	       2 * (cpu - prev_cpu) < now - prev_at;
+}
+
+static void pull(struct weft__worker *self, struct weft__worker *peer, int64_t now)
+{
+	cpu_set_t one;
+	int cpu;
+
+	if (self->rt->cfg.pin || !peer->io->cpus || atom_load_32(&peer->io->pulled) ||
+	    !waits_for_cpu(peer->io, now))
+		return;
+	cpu = sched_getcpu();
+	if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, (cpu_set_t *)peer->io->cpus))
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (pthread_setaffinity_np(peer->thread, sizeof one, &one) == 0) {
+		atom_store_32(&peer->io->pulled, 1);
+		WEFT_STAT_INC(self, io_pulls);
+	}
+}
+
+void weft__io_unpull_slow(struct weft__worker *w)
+{
+	atom_store_32(&w->io->pulled, 0);
+	atom_fence_sc();
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), w->io->cpus);
+}
+
 int weft__io_help_peer(struct weft__worker *self, struct weft__worker *peer)
 {
 	struct weft__io *io = peer->io;
@@ -1024,6 +1089,8 @@ int weft__io_help_peer(struct weft__worker *self, struct weft__worker *peer)
 		    pthread_mutex_trylock(&io->lock) != 0)
 			return 0;
 		owed = io->live && io->backend->owed(peer);
+		if (owed)
+			pull(self, peer, now);
 		pthread_mutex_unlock(&io->lock);
 		if (owed) {
 			self->io->last_yield_ns = now;

@@ -52,6 +52,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include "atomics.h"
 #include "weft.h"
 
 struct weft__worker;
@@ -194,7 +195,21 @@ struct weft__io {
 	int64_t last_reap_ns;         /* last weft__io_run's end, any thread */
 	int64_t last_yield_ns;        /* this worker's last yield to a peer
 	                               * (weft__io_help_peer); owner only */
+	void *cpus;                   /* cpu_set_t: the worker's own CPU mask
+	                               * (NULL: never pulled; io.c, pulls) */
+	uint32_t pulled;              /* a peer narrowed the mask; any thread */
+	clockid_t cpu_clock;          /* the worker thread's CPU-time clock */
+	int64_t seen_cpu_ns;          /* a peer's last look at that clock, */
+	int64_t seen_at_ns;           /* and when (io.c, pulls); any thread */
 };
+
+/* Put back w's own CPU mask if a peer pulled it onto its CPU.  Owner. */
+void weft__io_unpull_slow(struct weft__worker *w);
+static inline void weft__io_unpull(struct weft__worker *w, struct weft__io *io)
+{
+	if (io && atom_load_32(&io->pulled))
+		weft__io_unpull_slow(w);
+}
 
 /* Whether a continuation pushed by w should wake a parked worker now: not
  * while w is reaping its completions, since w itself runs one next and
@@ -234,8 +249,9 @@ void weft__io_wake(struct weft__worker *w);
 /* If peer has pending operations and has not been reaped for
  * WEFT_IO_STALE_NS: reap its shared event state for it (when its lock is
  * free; the continuations go to self's deque), or, for an unshared one
- * with completions owed, yield self's core.  Returns how many
- * continuations self got.  self's thread. */
+ * with completions owed, yield self's core, first moving peer onto self's
+ * CPU when its CPU clock says it waits for one (io.c, pulls).  Returns how
+ * many continuations self got.  self's thread. */
 int weft__io_help_peer(struct weft__worker *self, struct weft__worker *peer);
 /* A peer that a parking self should watch: one of the next few workers
  * that is running (not parked) with operations pending in a shared event

@@ -273,6 +273,8 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 	 * is pending, so that what arrived queues behind what is queued, not
 	 * the other way round (as io_uring's completions do). */
 	uint64_t every = weft__io_ready_hint(w) ? WEFT_IO_POLL_NS : weft__io_blind_due(w) ? WEFT_IO_FAIR_NS : 0;
+
+	weft__io_unpull(w, w->io); /* a peer's pull ends here (io.c, pulls) */
 	if (every) {
 		uint64_t now = weft__now_ns();
 		if (now - w->io->last_poll_ns >= every) {

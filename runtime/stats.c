@@ -26,6 +26,7 @@ static void load(const struct weft__worker *w, weft_stats_t *o)
 	LOAD(io_ops);
 	LOAD(io_helps);
 	LOAD(io_yields);
+	LOAD(io_pulls);
 #undef LOAD
 	/* Derived (stats.h); while tasks are pending it can run ahead of
 	 * what has really run, never behind it at quiescence. */
@@ -48,6 +49,7 @@ static void add(weft_stats_t *t, const weft_stats_t *s)
 	t->io_ops += s->io_ops;
 	t->io_helps += s->io_helps;
 	t->io_yields += s->io_yields;
+	t->io_pulls += s->io_pulls;
 }
 
 int weft_stats_get(const weft_runtime_t *rt, weft_stats_t *total, weft_stats_t *per_worker, unsigned n)
@@ -107,8 +109,9 @@ int weft_stats_print(const weft_runtime_t *rt, FILE *out)
 	if (ok && total.io_ops)
 		ok = fprintf(out,
 		             "I/O: %llu operations and timers, %llu reaps of another worker's epoll set, "
-		             "%llu yields to an io_uring worker owed completions\n",
+		             "%llu yields to an io_uring worker owed completions (%llu with a pull onto "
+		             "the yielding worker's CPU)\n",
 		             (unsigned long long)total.io_ops, (unsigned long long)total.io_helps,
-		             (unsigned long long)total.io_yields) > 0;
+		             (unsigned long long)total.io_yields, (unsigned long long)total.io_pulls) > 0;
 	return ok ? 0 : -EIO;
 }

@@ -38,6 +38,7 @@ struct weft__stats {
 	uint64_t io_ops;
 	uint64_t io_helps;
 	uint64_t io_yields;
+	uint64_t io_pulls;
 };
 
 #ifdef WEFT_NO_STATS

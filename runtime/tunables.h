@@ -120,6 +120,10 @@
  * that a worker at its tasks is not raced for its own set. */
 #define WEFT_IO_STALE_NS 200000
 
+/* Two looks at a stale peer's CPU clock at most this far apart decide
+ * whether it waits for a CPU (io.c, pulls). */
+#define WEFT_IO_PULL_WINDOW_NS 2000000
+
 /* An epoll worker that has not reaped its set for this long queues a RECV
  * through the set instead of trying it first (io_epoll.c, behind()); a
  * busy one looks at its set between tasks this often (epoll cannot hint

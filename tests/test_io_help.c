@@ -31,6 +31,13 @@
  *                       it and yields its core (counted in io_yields), but
  *                       at most once per 200 us; the callback then runs.
  *
+ *   blocked_owner_pulled io_uring: A owes a completion while its thread is
+ *                       off every CPU (a fiber blocks it in a plain
+ *                       nanosleep, as a worker waiting for a CPU is): its
+ *                       CPU clock stands still, so B pulls it onto B's CPU
+ *                       (io_pulls); A runs there with a one-CPU mask, then
+ *                       puts its own mask back when it looks for work.
+ *
  * The others are epoll only: io_uring completes an operation only in the
  * thread that submitted it, so an io_uring worker's state is never shared,
  * and it queues every completion.  Without the sharing, the first two tests
@@ -527,6 +534,95 @@ Test(io_help, busy_peer_yields, .timeout = IO_TIMEOUT)
 	cr_assert_leq(s.more_yields, OWED_MORE_MAX(s.window_s),
 	              "%llu yields in %.1f ms of the owner's spin (%ld chain tasks): more than one per 200 us",
 	              (unsigned long long)s.more_yields, s.window_s * 1e3, atomic_load(&p->chain));
+	cr_assert_eq(p->cb_res, 1, "recv result %zd", p->cb_res);
+	cr_assert_eq(p->buf[0], 'x');
+	T_ASSERT_CLEAN();
+	io_finish(rt, &wg);
+	close(p->sv[0]);
+	close(p->sv[1]);
+}
+
+/* ---- blocked_owner_pulled (io_uring) --------------------------------------- */
+
+/* As busy_peer_yields, but the owner's thread sleeps in nanosleep (off
+ * every CPU, its CPU clock still) instead of spinning on its core: B must
+ * then pull it (io_pulls), and A must find its mask narrowed to one CPU
+ * when it wakes, and later have its own mask back. */
+struct pulled {
+	struct pend p;
+	int tries;
+	uint64_t pulls;       /* io_pulls seen while the owner slept */
+	int cpus_after_pull;  /* CPUs in the owner's mask when it woke */
+	pid_t tid;            /* the owner's thread */
+};
+
+static void pulled_fiber(void *arg)
+{
+	struct pulled *s = arg;
+	struct pend *p = &s->p;
+	weft_stats_t st;
+	cpu_set_t set;
+	double deadline;
+
+	for (s->tries = 1; s->tries <= 100; s->tries++) {
+		pend_submit(p);
+		T_CHECK_EQ(weft_sleep(1000000), 0);
+		T_CHECK_EQ(write(p->sv[1], "x", 1), 1);
+		if (weft_worker_index() == p->owner)
+			break;
+		while (!atomic_load(&p->cb_done))
+			T_CHECK_EQ(weft_sleep(100000), 0);
+	}
+	s->tid = gettid();
+	deadline = t_now() + SPIN_LIMIT_S;
+	do {
+		t_sleep_ms(1); /* blocks the worker's thread: no weft call */
+		T_CHECK(weft_stats_get(p->rt, &st, NULL, 0) >= 1);
+	} while (!st.io_pulls && t_now() < deadline);
+	s->pulls = st.io_pulls;
+	T_CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+	s->cpus_after_pull = CPU_COUNT(&set);
+}
+
+Test(io_help, blocked_owner_pulled, .timeout = IO_TIMEOUT)
+{
+	struct pulled s;
+	struct pend *p = &s.p;
+	struct io_wg wg;
+	weft_runtime_t *rt;
+	cpu_set_t mine, theirs;
+	double deadline;
+
+#ifdef WEFT_NO_STATS
+	cr_skip_test("built without stats: the pull is seen only through io_pulls");
+#endif
+	cr_assert_eq(sched_getaffinity(0, sizeof mine, &mine), 0);
+	if (CPU_COUNT(&mine) < 2)
+		cr_skip_test("one CPU: a pull cannot narrow a mask");
+	rt = io_rt(WEFT_IO_URING, 2);
+	memset(&s, 0, sizeof s);
+	p->rt = rt;
+	io_socketpair(p->sv);
+	io_wg_init(&wg);
+	cr_assert_eq(weft_submit(rt, chain_task, p, NULL), 0);
+	IO_GO_WG(rt, &wg, pulled_fiber, &s);
+	io_wg_wait(&wg);
+	atomic_store(&p->stop_chain, 1);
+	while (!atomic_load(&p->cb_done))
+		t_sleep_ms(1);
+	cr_assert_leq(s.tries, 100, "the fiber never resumed on the worker that owns its recv");
+	cr_assert_geq(s.pulls, 1, "the busy worker (%ld chain tasks) never pulled the owner %d, asleep "
+	              "with a completion owed", atomic_load(&p->chain), p->owner);
+	cr_assert_eq(s.cpus_after_pull, 1, "the pulled owner woke with %d CPUs in its mask", s.cpus_after_pull);
+	/* Back to its own mask once it looks for work (the chain stopped,
+	 * so it goes idle: that is a look). */
+	deadline = t_now() + SPIN_LIMIT_S;
+	do {
+		t_sleep_ms(1);
+		cr_assert_eq(sched_getaffinity(s.tid, sizeof theirs, &theirs), 0);
+	} while (!CPU_EQUAL(&theirs, &mine) && t_now() < deadline);
+	cr_assert(CPU_EQUAL(&theirs, &mine), "the pulled worker kept %d CPUs, not its own %d",
+	          CPU_COUNT(&theirs), CPU_COUNT(&mine));
 	cr_assert_eq(p->cb_res, 1, "recv result %zd", p->cb_res);
 	cr_assert_eq(p->buf[0], 'x');
 	T_ASSERT_CLEAN();
