@@ -8,7 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "atomics.h"
 #include "tunables.h"
 #include "weft.h"
 
@@ -62,10 +61,10 @@ void weft__fiber_park(struct weft__fiber *f);
  * once per weft__fiber_park.  Any thread. */
 void weft__fiber_wake(struct weft__fiber *f);
 
-/* Start loading what resuming a suspended f reads first: its record, then
- * the frames at its saved stack pointer (the switch's saved registers and
- * the callers it returns through).  Hints only: f->sp is read relaxed, and
- * a stale value (f resumed elsewhere meanwhile) costs a wasted prefetch. */
+/* Start loading what resuming a suspended f reads first: its record (any
+ * f: a prefetch never faults), then the frames at its saved stack pointer
+ * (the switch's saved registers and the callers it returns through; this
+ * reads f->sp, so only for a fiber the caller is about to resume). */
 #define WEFT_FIBER_PREFETCH_LINES 4
 static inline void weft__fiber_prefetch_record(const struct weft__fiber *f)
 {
@@ -73,7 +72,7 @@ static inline void weft__fiber_prefetch_record(const struct weft__fiber *f)
 }
 static inline void weft__fiber_prefetch_stack(const struct weft__fiber *f)
 {
-	const char *sp = atom_load_ptr((void *const *)&f->sp);
+	const char *sp = f->sp;
 
 	for (int i = 0; i < WEFT_FIBER_PREFETCH_LINES; i++)
 		__builtin_prefetch(sp + i * WEFT_CACHELINE);
