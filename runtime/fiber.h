@@ -65,7 +65,6 @@ void weft__fiber_wake(struct weft__fiber *f);
  * f: a prefetch never faults), then the frames at its saved stack pointer
  * (the switch's saved registers and the callers it returns through; this
  * reads f->sp, so only for a fiber the caller is about to resume). */
-#define WEFT_FIBER_PREFETCH_LINES 4
 static inline void weft__fiber_prefetch_record(const struct weft__fiber *f)
 {
 	__builtin_prefetch(f);

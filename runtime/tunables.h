@@ -83,6 +83,10 @@
  * short-lived fibers without an mmap per fiber, bounded so that a worker
  * that finishes many migrated fibers does not hoard memory. */
 #define WEFT_FIBER_STACK_CACHE 64
+
+/* Cache lines of a fiber's saved frames prefetched before it resumes
+ * (fiber.h): the switch's saved registers and the first callers. */
+#define WEFT_FIBER_PREFETCH_LINES 4
 /* Beyond that, up to this many free stacks wait in a runtime-wide pool
  * (locked; a worker moves half a cache at a time), so that bursts of a few
  * thousand fibers, and fibers that end on another worker than the one that

@@ -134,6 +134,29 @@ struct rx {
 	struct t_latch done;
 };
 
+/* One worker on backend (epoll: checks off), a connection that weft made,
+ * and fn(c) on a fiber that receives on c->fd in turns with the test
+ * thread; *cli: the other end. */
+static weft_runtime_t *rx_start(int backend, struct rx *c, int *cli, weft_task_fn fn)
+{
+	weft_runtime_t *rt = backend == WEFT_IO_EPOLL ? ep_rt(1, NO_CHECK_MS) : io_rt(backend, 1);
+
+	c->fd = -1;
+	ep_pair(rt, cli, &c->fd);
+	t_latch_init(&c->done, 1);
+	IO_GO(rt, fn, c);
+	return rt;
+}
+
+/* Once the fiber is done: close both ends, destroy the runtime. */
+static void rx_end(weft_runtime_t *rt, struct rx *c, int cli)
+{
+	t_latch_fini(&c->done);
+	weft_close(c->fd);
+	close(cli);
+	t_destroy(rt);
+}
+
 /* ---- partial_reads --------------------------------------------------- */
 
 static void pr_fiber(void *p)
@@ -163,14 +186,11 @@ static void pr_fiber(void *p)
 
 static void partial_reads(int backend)
 {
-	weft_runtime_t *rt = backend == WEFT_IO_EPOLL ? ep_rt(1, NO_CHECK_MS) : io_rt(backend, 1);
 	struct rx c = { .fd = -1 };
 	char hundred[101];
 	int cli;
+	weft_runtime_t *rt = rx_start(backend, &c, &cli, pr_fiber);
 
-	ep_pair(rt, &cli, &c.fd);
-	t_latch_init(&c.done, 1);
-	IO_GO(rt, pr_fiber, &c);
 	memset(hundred, 'a', 100);
 	hundred[100] = 0;
 	put_when_waiting(&c.t, 1, cli, "x");
@@ -189,10 +209,7 @@ static void partial_reads(int backend)
 	cr_assert_eq(memcmp(c.got[5], "peek me", 7), 0);
 	cr_assert_eq(c.r[6], 1);
 	cr_assert_eq(c.got[6][0], '!');
-	t_latch_fini(&c.done);
-	weft_close(c.fd);
-	close(cli);
-	t_destroy(rt);
+	rx_end(rt, &c, cli);
 }
 
 Test(io_epoll, partial_reads, .timeout = IO_TIMEOUT) { partial_reads(WEFT_IO_EPOLL); }
@@ -215,13 +232,10 @@ static void db_fiber(void *p)
 
 static void data_before_recv(int backend)
 {
-	weft_runtime_t *rt = backend == WEFT_IO_EPOLL ? ep_rt(1, NO_CHECK_MS) : io_rt(backend, 1);
 	struct rx c = { .fd = -1 };
 	int cli;
+	weft_runtime_t *rt = rx_start(backend, &c, &cli, db_fiber);
 
-	ep_pair(rt, &cli, &c.fd);
-	t_latch_init(&c.done, 1);
-	IO_GO(rt, db_fiber, &c);
 	put_when_waiting(&c.t, 1, cli, "first");
 	test_reached(&c.t, 2);
 	put(cli, "early");
@@ -231,10 +245,7 @@ static void data_before_recv(int backend)
 	cr_assert_eq(c.r[0], 5);
 	cr_assert_eq(c.r[1], 5);
 	cr_assert_eq(memcmp(c.got[1], "early", 5), 0);
-	t_latch_fini(&c.done);
-	weft_close(c.fd);
-	close(cli);
-	t_destroy(rt);
+	rx_end(rt, &c, cli);
 }
 
 Test(io_epoll, data_before_recv, .timeout = IO_TIMEOUT) { data_before_recv(WEFT_IO_EPOLL); }

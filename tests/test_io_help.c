@@ -472,14 +472,15 @@ struct owed {
 	double window_s;      /* that window (about OWED_MORE_S) */
 };
 
-static void owed_fiber(void *arg)
+/* Make a recv's completion owed to the worker the calling fiber runs on:
+ * submit it, sleep (the owner submits it to its ring), send its byte; again
+ * while the fiber resumes on another worker.  Returns the rounds it took
+ * (over 100: it never stayed).  On the fiber. */
+static int owe_here(struct pend *p)
 {
-	struct owed *s = arg;
-	struct pend *p = &s->p;
-	weft_stats_t st;
-	double deadline, start;
+	int tries;
 
-	for (s->tries = 1; s->tries <= 100; s->tries++) {
+	for (tries = 1; tries <= 100; tries++) {
 		pend_submit(p);
 		/* The sleep makes the owner submit the recv to its ring. */
 		T_CHECK_EQ(weft_sleep(1000000), 0);
@@ -490,6 +491,47 @@ static void owed_fiber(void *arg)
 		while (!atomic_load(&p->cb_done))
 			T_CHECK_EQ(weft_sleep(100000), 0);
 	}
+	return tries;
+}
+
+/* On 2 io_uring workers, with a chain of short tasks running, run fn(arg)
+ * as a fiber (which calls owe_here) until it returns and p's callback has
+ * run. */
+static weft_runtime_t *owed_run(struct pend *p, struct io_wg *wg, weft_task_fn fn, void *arg)
+{
+	weft_runtime_t *rt = io_rt(WEFT_IO_URING, 2);
+
+	p->rt = rt;
+	io_socketpair(p->sv);
+	io_wg_init(wg);
+	cr_assert_eq(weft_submit(rt, chain_task, p, NULL), 0);
+	IO_GO_WG(rt, wg, fn, arg);
+	io_wg_wait(wg);
+	atomic_store(&p->stop_chain, 1);
+	while (!atomic_load(&p->cb_done))
+		t_sleep_ms(1);
+	return rt;
+}
+
+/* The callback got the byte once; tear down. */
+static void owed_finish(struct pend *p, weft_runtime_t *rt, struct io_wg *wg)
+{
+	cr_assert_eq(p->cb_res, 1, "recv result %zd", p->cb_res);
+	cr_assert_eq(p->buf[0], 'x');
+	T_ASSERT_CLEAN();
+	io_finish(rt, wg);
+	close(p->sv[0]);
+	close(p->sv[1]);
+}
+
+static void owed_fiber(void *arg)
+{
+	struct owed *s = arg;
+	struct pend *p = &s->p;
+	weft_stats_t st;
+	double deadline, start;
+
+	s->tries = owe_here(p);
 	deadline = t_now() + SPIN_LIMIT_S;
 	do {
 		start = t_now();
@@ -517,29 +559,15 @@ Test(io_help, busy_peer_yields, .timeout = IO_TIMEOUT)
 #ifdef WEFT_NO_STATS
 	cr_skip_test("built without stats: the yield is seen only through io_yields");
 #endif
-	rt = io_rt(WEFT_IO_URING, 2);
 	memset(&s, 0, sizeof s);
-	p->rt = rt;
-	io_socketpair(p->sv);
-	io_wg_init(&wg);
-	cr_assert_eq(weft_submit(rt, chain_task, p, NULL), 0);
-	IO_GO_WG(rt, &wg, owed_fiber, &s);
-	io_wg_wait(&wg);
-	atomic_store(&p->stop_chain, 1);
-	while (!atomic_load(&p->cb_done))
-		t_sleep_ms(1);
+	rt = owed_run(p, &wg, owed_fiber, &s);
 	cr_assert_leq(s.tries, 100, "the fiber never resumed on the worker that owns its recv");
 	cr_assert_geq(s.yields, 1, "the busy worker (%ld chain tasks) never yielded to the owner %d spinning "
 	              "with a completion owed", atomic_load(&p->chain), p->owner);
 	cr_assert_leq(s.more_yields, OWED_MORE_MAX(s.window_s),
 	              "%llu yields in %.1f ms of the owner's spin (%ld chain tasks): more than one per 200 us",
 	              (unsigned long long)s.more_yields, s.window_s * 1e3, atomic_load(&p->chain));
-	cr_assert_eq(p->cb_res, 1, "recv result %zd", p->cb_res);
-	cr_assert_eq(p->buf[0], 'x');
-	T_ASSERT_CLEAN();
-	io_finish(rt, &wg);
-	close(p->sv[0]);
-	close(p->sv[1]);
+	owed_finish(p, rt, &wg);
 }
 
 /* ---- blocked_owner_pulled (io_uring) --------------------------------------- */
@@ -564,15 +592,7 @@ static void pulled_fiber(void *arg)
 	cpu_set_t set;
 	double deadline;
 
-	for (s->tries = 1; s->tries <= 100; s->tries++) {
-		pend_submit(p);
-		T_CHECK_EQ(weft_sleep(1000000), 0);
-		T_CHECK_EQ(write(p->sv[1], "x", 1), 1);
-		if (weft_worker_index() == p->owner)
-			break;
-		while (!atomic_load(&p->cb_done))
-			T_CHECK_EQ(weft_sleep(100000), 0);
-	}
+	s->tries = owe_here(p);
 	s->tid = gettid();
 	deadline = t_now() + SPIN_LIMIT_S;
 	do {
@@ -599,17 +619,8 @@ Test(io_help, blocked_owner_pulled, .timeout = IO_TIMEOUT)
 	cr_assert_eq(sched_getaffinity(0, sizeof mine, &mine), 0);
 	if (CPU_COUNT(&mine) < 2)
 		cr_skip_test("one CPU: a pull cannot narrow a mask");
-	rt = io_rt(WEFT_IO_URING, 2);
 	memset(&s, 0, sizeof s);
-	p->rt = rt;
-	io_socketpair(p->sv);
-	io_wg_init(&wg);
-	cr_assert_eq(weft_submit(rt, chain_task, p, NULL), 0);
-	IO_GO_WG(rt, &wg, pulled_fiber, &s);
-	io_wg_wait(&wg);
-	atomic_store(&p->stop_chain, 1);
-	while (!atomic_load(&p->cb_done))
-		t_sleep_ms(1);
+	rt = owed_run(p, &wg, pulled_fiber, &s);
 	cr_assert_leq(s.tries, 100, "the fiber never resumed on the worker that owns its recv");
 	cr_assert_geq(s.pulls, 1, "the busy worker (%ld chain tasks) never pulled the owner %d, asleep "
 	              "with a completion owed", atomic_load(&p->chain), p->owner);
@@ -623,10 +634,5 @@ Test(io_help, blocked_owner_pulled, .timeout = IO_TIMEOUT)
 	} while (!CPU_EQUAL(&theirs, &mine) && t_now() < deadline);
 	cr_assert(CPU_EQUAL(&theirs, &mine), "the pulled worker kept %d CPUs, not its own %d",
 	          CPU_COUNT(&theirs), CPU_COUNT(&mine));
-	cr_assert_eq(p->cb_res, 1, "recv result %zd", p->cb_res);
-	cr_assert_eq(p->buf[0], 'x');
-	T_ASSERT_CLEAN();
-	io_finish(rt, &wg);
-	close(p->sv[0]);
-	close(p->sv[1]);
+	owed_finish(p, rt, &wg);
 }
