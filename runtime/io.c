@@ -1019,12 +1019,17 @@ int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
  * that find it ran less than half the time mean it waits.  Then self
  * narrows peer's mask to self's CPU, which moves it here, and yields to
  * it; peer puts its own mask back the next time it looks at its event
- * state or looks for work (weft__io_unpull).  A peer in a long task is
- * left where it runs.  Order: the mask is narrowed before pulled is set,
- * and peer clears pulled before it restores the mask; so whatever the
- * interleaving, a narrowed mask leaves pulled set until peer's next look,
- * which restores it.  Not with pinned workers.  Under peer's io->lock with
- * io->live: its thread is alive. */
+ * state, looks for work, or parks on its futex (weft__io_unpull).  A peer
+ * in a long task is left where it runs.  Both the pull (narrow, then set
+ * pulled) and the restore (put the mask back, clear pulled) happen under
+ * peer's io->lock, so neither slips into the other.  One hole is left: a
+ * pull decided while peer had work pending may land after peer's last
+ * look, peer having reaped meanwhile and gone to sleep on its futex (it
+ * parks there only with nothing pending).  So after a pull self reads
+ * npending again, and undoes the pull if it is 0; peer, before its futex
+ * sleep, looks at pulled: both after a full barrier (Dekker), so either
+ * self sees peer's work gone or peer sees the pull.  Not with pinned
+ * workers.  Under peer's io->lock with io->live: its thread is alive. */
 static bool waits_for_cpu(struct weft__io *io, int64_t now)
 {
 	int64_t prev_cpu = atom_load_64(&io->seen_cpu_ns), prev_at = atom_load_64(&io->seen_at_ns), cpu;
@@ -1052,17 +1057,28 @@ static void pull(struct weft__worker *self, struct weft__worker *peer, int64_t n
 		return;
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
-	if (pthread_setaffinity_np(peer->thread, sizeof one, &one) == 0) {
-		atom_store_32(&peer->io->pulled, 1);
-		WEFT_STAT_INC(self, io_pulls);
+	if (pthread_setaffinity_np(peer->thread, sizeof one, &one) != 0)
+		return;
+	atom_store_32(&peer->io->pulled, 1);
+	WEFT_STAT_INC(self, io_pulls);
+	atom_fence_sc();
+	if (!atom_load_64(&peer->io->npending)) {
+		(void)pthread_setaffinity_np(peer->thread, sizeof(cpu_set_t), peer->io->cpus);
+		atom_store_32(&peer->io->pulled, 0);
 	}
 }
 
 void weft__io_unpull_slow(struct weft__worker *w)
 {
-	atom_store_32(&w->io->pulled, 0);
-	atom_fence_sc();
-	(void)pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), w->io->cpus);
+	struct weft__io *io = w->io;
+
+	/* An unshared state: the owner does not hold io->lock otherwise. */
+	pthread_mutex_lock(&io->lock);
+	if (io->pulled) {
+		(void)pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), io->cpus);
+		atom_store_32(&io->pulled, 0);
+	}
+	pthread_mutex_unlock(&io->lock);
 }
 
 int weft__io_help_peer(struct weft__worker *self, struct weft__worker *peer)

@@ -283,6 +283,8 @@ bool weft__park(struct weft__worker *w)
 			if (!weft__io_active(w)) {
 				/* Nothing can complete here: the futex, whose
 				 * wake-up is the cheaper one. */
+				atom_fence_sc(); /* io.c, pulls: after npending went to 0 */
+				weft__io_unpull(w, w->io);
 				weft__futex_wait(&w->park_word, 1, peer ? WEFT_IO_STALE_NS : 0);
 			} else {
 				(void)atom_fas_32(&w->park_in_io, 1); /* W4 */
