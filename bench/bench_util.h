@@ -16,6 +16,7 @@
 #define BENCH_UTIL_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,98 @@ static inline void bench_report(const char *bench, const char *runtime, unsigned
 	printf("%s,%s,%u,%s,%d,%.9f,%.9f,%.9f,%s,%s\n", bench, runtime, workers, param,
 	       n, med, mn, mx, result, ok ? "ok" : "FAIL");
 	fflush(stdout);
+}
+
+/*
+ * The machine's own ceiling for `copies` workers ("ideal" rows): that many
+ * threads each run the whole serial job at once, released together.
+ * Returns the wall time until the last one finishes divided by copies: the
+ * time a runtime with no overhead at all would need to split one job over
+ * that many threads, given what the cores really deliver together (shared
+ * caches and memory bandwidth, SMT siblings, clock boost, the hypervisor's
+ * steal).  *result is the copies' common answer, or -1 when they disagree
+ * or a thread could not start.
+ */
+struct bench_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t open;
+	int go;
+};
+
+struct bench_copy {
+	long (*job)(const void *);
+	const void *arg;
+	struct bench_gate *gate;
+	long result;
+};
+
+static void *bench_copy_main(void *p)
+{
+	struct bench_copy *c = (struct bench_copy *)p;
+	pthread_mutex_lock(&c->gate->lock);
+	while (!c->gate->go)
+		pthread_cond_wait(&c->gate->open, &c->gate->lock);
+	pthread_mutex_unlock(&c->gate->lock);
+	c->result = c->job(c->arg);
+	return NULL;
+}
+
+static inline double bench_copies(long (*job)(const void *), const void *arg, unsigned copies,
+                                  long *result)
+{
+	struct bench_gate gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct bench_copy c[BENCH_MAX_WORKERS];
+	pthread_t th[BENCH_MAX_WORKERS];
+	unsigned n = 0;
+	double t;
+
+	*result = -1;
+	if (copies == 0 || copies > BENCH_MAX_WORKERS)
+		return 0.0;
+	for (; n < copies; n++) {
+		c[n].job = job;
+		c[n].arg = arg;
+		c[n].gate = &gate;
+		c[n].result = -1;
+		if (pthread_create(&th[n], NULL, bench_copy_main, &c[n]) != 0)
+			break;
+	}
+	pthread_mutex_lock(&gate.lock);
+	gate.go = 1;
+	pthread_cond_broadcast(&gate.open);
+	pthread_mutex_unlock(&gate.lock);
+	t = bench_now();
+	for (unsigned k = 0; k < n; k++)
+		pthread_join(th[k], NULL);
+	t = bench_now() - t;
+	if (n == copies) {
+		*result = c[0].result;
+		for (unsigned k = 1; k < copies; k++)
+			if (c[k].result != c[0].result)
+				*result = -1;
+	}
+	return t / copies;
+}
+
+/* One "ideal" line per worker count of o: bench_copies of job(arg), whose
+ * every copy must answer expect. */
+static inline void bench_report_ideal(const struct bench_opts *o, const char *bench,
+                                      const char *param, long (*job)(const void *),
+                                      const void *arg, long expect)
+{
+	double t[BENCH_MAX_REPS];
+	char result[32];
+
+	for (int wi = 0; wi < o->nworkers; wi++) {
+		long r = -1;
+		int ok = 1;
+		for (int k = 0; k < o->reps; k++) {
+			t[k] = bench_copies(job, arg, o->workers[wi], &r);
+			ok &= r == expect;
+		}
+		snprintf(result, sizeof result, "%ld", r);
+		bench_report(bench, "ideal", o->workers[wi], param, t, o->reps, result, ok);
+	}
 }
 
 /* A value the optimizer must assume is read. */

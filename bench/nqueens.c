@@ -83,6 +83,13 @@ static void nqt_task(void *p)
 	t->count = WEFT_RUN(nqt, &t->b, t->n, t->cutoff);
 }
 
+/* The serial search from the empty board, for the "ideal" lines. */
+static long nq_job(const void *n)
+{
+	const struct nq_board empty = { 0, { 0 } };
+	return nq_serial(*(const int *)n, &empty);
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_opts o;
@@ -105,6 +112,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(result, sizeof result, "%ld", r);
 	bench_report("nqueens", "serial", 1, param, t, o.reps, result, r == nq_known[n]);
+	bench_report_ideal(&o, "nqueens", param, nq_job, &n, nq_known[n]);
 
 	/* weft, both APIs */
 	static const struct {

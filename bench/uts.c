@@ -75,6 +75,12 @@ static void utst_task(void *p)
 	t->count = WEFT_RUN(utst, &t->node);
 }
 
+/* The serial count from a root, for the "ideal" lines. */
+static long uts_job(const void *root)
+{
+	return (long)uts_serial(tree, root);
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_opts o;
@@ -100,6 +106,7 @@ int main(int argc, char **argv)
 		}
 		snprintf(result, sizeof result, "%lu", r);
 		bench_report("uts", "serial", 1, param, t, o.reps, result, r == tree->nodes);
+		bench_report_ideal(&o, "uts", param, uts_job, &root, (long)tree->nodes);
 
 		static const struct {
 			const char *name;
