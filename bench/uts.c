@@ -1,10 +1,13 @@
 /*
  * uts: Unbalanced Tree Search (see uts_tree.h) with a task per node: a
- * node's task computes its children's states one by one, spawning each
- * child but the last as a task and running the last one directly, then
- * waits and sums the subtree sizes.  Prints a serial line and, per worker
- * count, a line for weft (weft_spawn into a group) and one for weft-task
- * (typed tasks: WEFT_SPAWN / WEFT_SYNC) for each tree; check is against the
+ * node's task computes all its children's states, spawns each child but
+ * the first as a task (the last first, so that thieves take the far end
+ * and the owner's syncs meet them in order), runs the first one directly,
+ * then waits and sums the subtree sizes.  On one worker that visits the
+ * children in the serial baseline's order, right after their hashes.
+ * Prints a serial line, "ideal" lines (bench_util.h) and, per worker count,
+ * a line for weft (weft_spawn into a group) and one for weft-task (typed
+ * tasks: WEFT_SPAWN / WEFT_SYNC) for each tree; check is against the
  * published count.
  *
  *   uts [--tree T1,T3] [--workers 1,2] [--reps 5] [--warmup 1] [--no-header]
@@ -35,13 +38,14 @@ static void uts_task(void *p)
 	for (int i = 0; i < nc; i++) {
 		uts_child(&t->node, i, &kids[i].node);
 		kids[i].count = 0;
-		if (i == nc - 1) {
-			uts_task(&kids[i]);
-		} else if ((rc = weft_spawn(&g, uts_task, &kids[i])) != 0) {
+	}
+	for (int i = nc - 1; i > 0; i--) {
+		if ((rc = weft_spawn(&g, uts_task, &kids[i])) != 0) {
 			bench_fail("weft_spawn", rc);
 			uts_task(&kids[i]);
 		}
 	}
+	uts_task(&kids[0]);
 	rc = weft_wait(&g);
 	if (rc != 0)
 		bench_fail("weft_wait", rc);
@@ -58,13 +62,12 @@ WEFT_TASK_1(unsigned long, utst, const struct uts_node *, node)
 	if (nc == 0)
 		return 1;
 	struct uts_node kids[nc];
-	for (int i = 0; i < nc; i++) {
+	for (int i = 0; i < nc; i++)
 		uts_child(node, i, &kids[i]);
-		if (i < nc - 1)
-			WEFT_SPAWN(utst, &kids[i]);
-	}
-	count += WEFT_CALL(utst, &kids[nc - 1]);
-	for (int i = 0; i < nc - 1; i++)
+	for (int i = nc - 1; i > 0; i--)
+		WEFT_SPAWN(utst, &kids[i]);
+	count += WEFT_CALL(utst, &kids[0]);
+	for (int i = 1; i < nc; i++)
 		count += WEFT_SYNC(utst);
 	return count;
 }

@@ -1,6 +1,7 @@
 /*
- * uts_omp: UTS with OpenMP tasks, the shape of uts.c (a task per child but
- * the last, which runs directly; taskwait; sum).
+ * uts_omp: UTS with OpenMP tasks, the shape of uts.c (all children hashed,
+ * a task per child but the first, last first; the first runs directly;
+ * taskwait; sum).
  *
  *   uts_omp [--tree T1,T3] [--workers 1,2] [--reps 5] [--warmup 1]
  *           [--no-header]
@@ -20,15 +21,14 @@ static unsigned long uts_omp(const struct uts_node *n)
 
 	struct uts_node kids[nc];
 	unsigned long counts[nc];
-	for (int i = 0; i < nc; i++) {
+	uts_child(n, 0, &kids[0]); /* alone: gcc -Wmaybe-uninitialized misses the loop */
+	for (int i = 1; i < nc; i++)
 		uts_child(n, i, &kids[i]);
-		if (i < nc - 1) {
+	for (int i = nc - 1; i > 0; i--) {
 #pragma omp task shared(kids, counts) firstprivate(i)
-			counts[i] = uts_omp(&kids[i]);
-		} else {
-			counts[i] = uts_omp(&kids[i]);
-		}
+		counts[i] = uts_omp(&kids[i]);
 	}
+	counts[0] = uts_omp(&kids[0]);
 #pragma omp taskwait
 	for (int i = 0; i < nc; i++)
 		total += counts[i];

@@ -1,6 +1,7 @@
 /*
- * uts_tbb: UTS with oneTBB task_group, the shape of uts.c (a task per
- * child but the last, which runs directly; wait; sum).
+ * uts_tbb: UTS with oneTBB task_group, the shape of uts.c (all children
+ * hashed, a task per child but the first, last first; the first runs
+ * directly; wait; sum).
  *
  *   uts_tbb [--tree T1,T3] [--workers 1,2] [--reps 5] [--warmup 1]
  *           [--no-header]
@@ -24,13 +25,11 @@ static unsigned long uts_tbb(const struct uts_node *n)
 	struct uts_node *kids = (struct uts_node *)alloca((size_t)nc * sizeof *kids);
 	unsigned long *counts = (unsigned long *)alloca((size_t)nc * sizeof *counts);
 	tbb::task_group g;
-	for (int i = 0; i < nc; i++) {
+	for (int i = 0; i < nc; i++)
 		uts_child(n, i, &kids[i]);
-		if (i < nc - 1)
-			g.run([kids, counts, i] { counts[i] = uts_tbb(&kids[i]); });
-		else
-			counts[i] = uts_tbb(&kids[i]);
-	}
+	for (int i = nc - 1; i > 0; i--)
+		g.run([kids, counts, i] { counts[i] = uts_tbb(&kids[i]); });
+	counts[0] = uts_tbb(&kids[0]);
 	g.wait();
 	for (int i = 0; i < nc; i++)
 		total += counts[i];
