@@ -32,7 +32,8 @@ bench_sleepers_LDADD = libweft.la -lpthread
 bench_sleepers_LDFLAGS = $(BENCH_WEFT_LINKFLAGS)
 
 bench_echo_server_SOURCES = bench/echo_server.c $(BENCH_IO_H)
-bench_echo_server_LDADD = libweft.la -lpthread
+bench_echo_server_CPPFLAGS = $(AM_CPPFLAGS) $(URING_CFLAGS)
+bench_echo_server_LDADD = libweft.la $(URING_LIBS) -lpthread
 bench_echo_server_LDFLAGS = $(BENCH_WEFT_LINKFLAGS)
 
 bench_echo_client_SOURCES = bench/echo_client.c $(BENCH_IO_H)
