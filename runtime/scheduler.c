@@ -12,7 +12,8 @@
  * Finding work, in order (find_work):
  *   0. the own event state, when it has something at hand without waiting
  *      (io.c: weft__io_ready_hint) and WEFT_IO_POLL_NS passed since the
- *      last such poll, and every WEFT_INJECT_INTERVAL tasks;
+ *      last such poll (WEFT_IO_POLL_BUSY_NS while no other worker is
+ *      idle), and every WEFT_INJECT_INTERVAL tasks;
  *   1. every WEFT_INJECT_INTERVAL tasks, the injector first (fairness: a
  *      deep local tree cannot starve outside submissions);
  *   2. the own deque: oldest first at the top level (I4), newest first
@@ -268,17 +269,27 @@ static bool help_peer(struct weft__worker *w)
 	return weft__io_help_peer(w, &rt->workers[v]) > 0;
 }
 
+/* Whether another worker is parked or searching, and so could take what
+ * a reap of this worker's event state brings.  Two loads of the idle
+ * line, which only parks, wakes and searches write. */
+static inline bool anyone_idle(struct weft_runtime *rt)
+{
+	return (atom_load_32(&rt->idle.nparked) | atom_load_32(&rt->idle.nsearching)) != 0;
+}
+
 /* Returns the task's source (enum weft_trace_source), or -1 for none. */
 static int find_work(struct weft__worker *w, struct weft__task *t)
 {
 	/* Submit what the last tasks queued and reap what completed, so that
 	 * a worker busy with a long queue neither sits on its fibers' sends
 	 * nor hides their completions from idle thieves; at most every
-	 * WEFT_IO_POLL_NS, so that short fibers still batch.  epoll cannot
+	 * WEFT_IO_POLL_NS, so that short fibers still batch, and only every
+	 * WEFT_IO_POLL_BUSY_NS while no thief is idle.  epoll cannot
 	 * hint: it is looked at every WEFT_IO_FAIR_NS of busy time while I/O
 	 * is pending, so that what arrived queues behind what is queued, not
 	 * the other way round (as io_uring's completions do). */
-	uint64_t every = weft__io_ready_hint(w) ? WEFT_IO_POLL_NS : weft__io_blind_due(w) ? WEFT_IO_FAIR_NS : 0;
+	uint64_t every = weft__io_ready_hint(w) ? (anyone_idle(w->rt) ? WEFT_IO_POLL_NS : WEFT_IO_POLL_BUSY_NS)
+	                 : weft__io_blind_due(w) ? WEFT_IO_FAIR_NS : 0;
 
 	weft__io_unpull(w, w->io); /* a peer's pull ends here (io.c, pulls) */
 	if (every) {
