@@ -924,7 +924,7 @@ bool weft__io_active(struct weft__worker *w)
 
 	if (!io)
 		return false;
-	return atom_load_64(&io->npending) || atom_load_32(&io->mb_nonempty) || io->backend->busy(w) ||
+	return atom_load_64(&io->npending) || atom_load_32(&io->mb_nonempty) || io->backend->busy(w, true) ||
 	       (!io->cancelled_all && atom_load_32(&w->rt->closing));
 }
 
@@ -935,16 +935,16 @@ bool weft__io_blind_due(struct weft__worker *w)
 	return io && io->shared && (++io->blind_tick & 7) == 0 && atom_load_64(&io->npending);
 }
 
-bool weft__io_ready_hint(struct weft__worker *w)
+bool weft__io_ready_hint(struct weft__worker *w, bool submit)
 {
 	struct weft__io *io = w->io;
 
-	return io && (atom_load_32(&io->mb_nonempty) || io->backend->busy(w));
+	return io && (atom_load_32(&io->mb_nonempty) || io->backend->busy(w, submit));
 }
 
 /* weft__io_run's work, on w's event state, by its owner or (self != w,
  * timeout 0) a helper.  Under w's lock (shared state). */
-static int run_locked(struct weft__worker *w, struct weft__worker *self, int64_t timeout_ns)
+static int run_locked(struct weft__worker *w, struct weft__worker *self, int64_t timeout_ns, bool submit)
 {
 	struct weft__io *io = w->io;
 	uint64_t start = io->nready, end;
@@ -970,7 +970,7 @@ static int run_locked(struct weft__worker *w, struct weft__worker *self, int64_t
 	}
 	if (io->nready != start)
 		timeout_ns = 0;
-	rc = io->backend->poll(w, timeout_ns);
+	rc = io->backend->poll(w, timeout_ns, submit || timeout_ns != 0);
 	if (io->wake_seen) {
 		uint64_t v;
 		/* Reset the wake-up (the eventfd is non-blocking), only once
@@ -1004,7 +1004,17 @@ int weft__io_run(struct weft__worker *w, int64_t timeout_ns)
 	int n;
 
 	io_lock(w->io);
-	n = run_locked(w, w, timeout_ns);
+	n = run_locked(w, w, timeout_ns, true);
+	io_unlock(w->io);
+	return n;
+}
+
+int weft__io_reap(struct weft__worker *w)
+{
+	int n;
+
+	io_lock(w->io);
+	n = run_locked(w, w, 0, false);
 	io_unlock(w->io);
 	return n;
 }
@@ -1118,7 +1128,7 @@ int weft__io_help_peer(struct weft__worker *self, struct weft__worker *peer)
 	if (pthread_mutex_trylock(&io->lock) != 0)
 		return 0; /* its owner (or another helper) is at it */
 	if (io->shared) {
-		n = run_locked(peer, self, 0);
+		n = run_locked(peer, self, 0, true);
 		WEFT_STAT_INC(self, io_helps);
 	}
 	pthread_mutex_unlock(&io->lock);

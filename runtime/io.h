@@ -117,11 +117,15 @@ struct weft__io_backend {
 	void (*cancel)(struct weft__worker *w, weft_op_t *op);
 	/* Submit what is queued, wait at most timeout_ns (0: do not wait,
 	 * <0: no limit) for a completion or a wake, and report completions.
-	 * Returns the number reported, or a negative errno. */
-	int (*poll)(struct weft__worker *w, int64_t timeout_ns);
-	/* Nonzero when poll(0) may have something to do (unsubmitted work,
-	 * completions not yet reaped). Cheap: no system call. */
-	int (*busy)(struct weft__worker *w);
+	 * submit false (timeout 0 only): enter the kernel only when there is
+	 * something to reap; what is queued then waits for the next poll
+	 * that enters anyway.  Returns the number reported, or a negative
+	 * errno. */
+	int (*poll)(struct weft__worker *w, int64_t timeout_ns, bool submit);
+	/* Nonzero when poll(0, submit) may have something to do (completions
+	 * not yet reaped; with submit, also unsubmitted work).  Cheap: no
+	 * system call. */
+	int (*busy)(struct weft__worker *w, bool submit);
 	/* Shared states only (may be NULL): try op at once without touching
 	 * the worker's state, before io.c takes the lock, so that the lock
 	 * is not held across the system call.  Returns whether it tried, with
@@ -232,10 +236,11 @@ void weft__io_worker_free(struct weft__worker *w);
 /* The scheduler's hooks.  Owner worker. */
 /* Whether poll(0) is worth calling now (pending ops, timers, mail). */
 bool weft__io_active(struct weft__worker *w);
-/* Whether something can be reaped or submitted without waiting: mail,
- * queued submissions, completions (io_uring: read from shared memory, no
- * system call; epoll cannot tell without one and says false). */
-bool weft__io_ready_hint(struct weft__worker *w);
+/* Whether something can be reaped (or, with submit, submitted) without
+ * waiting: mail, completions, queued submissions (io_uring: read from
+ * shared memory, no system call; epoll cannot tell without one and says
+ * false). */
+bool weft__io_ready_hint(struct weft__worker *w, bool submit);
 /* Whether a busy worker whose backend cannot hint (epoll) should look at
  * the clock for a between-task poll: every 8th call while it has
  * operations pending.  Owner worker. */
@@ -244,6 +249,12 @@ bool weft__io_blind_due(struct weft__worker *w);
  * (<0: until something happens; the next timer bounds it).  Returns the
  * number of continuations made runnable on w's deque. */
 int weft__io_run(struct weft__worker *w, int64_t timeout_ns);
+/* weft__io_run(w, 0) for a worker about to look elsewhere and then park:
+ * it enters the kernel only to reap, and leaves queued submissions to the
+ * park's wait, which submits them in the same system call (io_uring: the
+ * submit-only entry was one of three per request of a moderately loaded
+ * server). */
+int weft__io_reap(struct weft__worker *w);
 /* Wake w out of a blocking weft__io_run.  Any thread. */
 void weft__io_wake(struct weft__worker *w);
 /* If peer has pending operations and has not been reaped for

@@ -1114,12 +1114,13 @@ static int wait_events(struct ep_state *be, struct epoll_event *ev, int nev, int
  * helper leaves the wake-up alone: the eventfd is level-triggered, so the
  * owner still sees it fire, and draining it here could lose the wake-up of
  * an owner about to park. */
-static int ep_poll(struct weft__worker *w, int64_t timeout_ns)
+static int ep_poll(struct weft__worker *w, int64_t timeout_ns, bool submit)
 {
 	struct ep_state *be = state(w);
 	struct epoll_event mine[HELP_EVENTS], *ev = be->ev;
 	int n, done = 0;
 
+	(void)submit; /* nothing waits to be submitted: ops are issued at once */
 	if (w->io->foreign) {
 		ev = mine;
 		n = wait_events(be, ev, HELP_EVENTS, 0);
@@ -1163,9 +1164,10 @@ static bool ep_try_first(weft_op_t *op, ssize_t *res)
 }
 
 /* Owner worker only.  Nothing is ever queued inside this backend. */
-static int ep_busy(struct weft__worker *w)
+static int ep_busy(struct weft__worker *w, bool submit)
 {
 	(void)w;
+	(void)submit;
 	return 0;
 }
 

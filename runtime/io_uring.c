@@ -727,9 +727,10 @@ static void uring_cancel(struct weft__worker *w, weft_op_t *op)
 	io_uring_submit(&be->ring);
 }
 
-/* Submit, wait at most timeout_ns for one completion (or a wake), reap all.
- * Owner worker only. */
-static int uring_poll(struct weft__worker *w, int64_t timeout_ns)
+/* Submit, wait at most timeout_ns for one completion (or a wake), reap all;
+ * without submit (timeout 0), enter the ring only when the kernel holds
+ * completions.  Owner worker only. */
+static int uring_poll(struct weft__worker *w, int64_t timeout_ns, bool submit)
 {
 	struct uring *be = be_of(w);
 	struct io_uring_cqe *cqe;
@@ -753,7 +754,7 @@ static int uring_poll(struct weft__worker *w, int64_t timeout_ns)
 	if (be->reported || io_uring_cq_ready(&be->ring))
 		timeout_ns = 0;
 	if (timeout_ns == 0) {
-		if (io_uring_sq_ready(&be->ring) || kernel_has_work(be))
+		if ((submit && io_uring_sq_ready(&be->ring)) || kernel_has_work(be))
 			rc = io_uring_submit_and_get_events(&be->ring);
 	} else if (timeout_ns < 0) {
 		rc = io_uring_submit_and_wait(&be->ring, 1);
@@ -776,16 +777,17 @@ static int uring_poll(struct weft__worker *w, int64_t timeout_ns)
 	return rc;
 }
 
-/* Nonzero when poll(0) would find work: unsubmitted SQEs, queued requests,
- * CQEs to reap, or completions the kernel keeps until this thread enters
- * the ring.  No system call.  Owner worker only. */
-static int uring_busy(struct weft__worker *w)
+/* Nonzero when poll(0, submit) would find work: CQEs to reap, completions
+ * the kernel keeps until this thread enters the ring, and with submit
+ * unsubmitted SQEs and queued requests.  No system call.  Owner worker
+ * only. */
+static int uring_busy(struct weft__worker *w, bool submit)
 {
 	struct uring *be = be_of(w);
 
 	if (!be)
 		return 0;
-	return be->ntodo || io_uring_sq_ready(&be->ring) || io_uring_cq_ready(&be->ring) ||
+	return (submit && (be->ntodo || io_uring_sq_ready(&be->ring))) || io_uring_cq_ready(&be->ring) ||
 	       kernel_has_work(be);
 }
 

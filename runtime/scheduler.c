@@ -210,8 +210,10 @@ static inline bool take_own(struct weft__worker *w, struct weft__task *t, bool f
  * The search looks only on a hint: on epoll, where nothing hints without a
  * system call, a blind non-blocking poll in every round made 3 of the 4
  * epoll_wait calls per request of a moderately loaded server, and the
- * park that follows waits there anyway. */
-static bool take_local(struct weft__worker *w, struct weft__task *t, bool fifo, bool blind)
+ * park that follows waits there anyway.  submit: also enter the kernel
+ * just to submit what is queued; without it (a worker that will park
+ * unless it finds work elsewhere) the park's wait submits it. */
+static bool take_local(struct weft__worker *w, struct weft__task *t, bool fifo, bool blind, bool submit)
 {
 	struct weft__fiber *f;
 
@@ -223,9 +225,19 @@ static bool take_local(struct weft__worker *w, struct weft__task *t, bool fifo, 
 		t->group = NULL;
 		return true;
 	}
-	if (blind ? !weft__io_active(w) : !weft__io_ready_hint(w))
+	if (blind ? !weft__io_active(w) : !weft__io_ready_hint(w, submit))
 		return false;
-	return weft__io_run(w, 0) > 0 && take_own(w, t, fifo);
+	return (submit ? weft__io_run(w, 0) : weft__io_reap(w)) > 0 && take_own(w, t, fifo);
+}
+
+/* After the idle search found work elsewhere: what this worker's fibers
+ * queued for the kernel before it went looking goes in now, not after the
+ * task it found (a file read starts; its completion still waits for this
+ * worker). */
+static void submit_queued(struct weft__worker *w)
+{
+	if (weft__io_ready_hint(w, true))
+		weft__io_run(w, 0);
 }
 
 /* I5: take from a random victim whose deque is at least 2 longer than
@@ -284,11 +296,16 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 	 * a worker busy with a long queue neither sits on its fibers' sends
 	 * nor hides their completions from idle thieves; at most every
 	 * WEFT_IO_POLL_NS, so that short fibers still batch, and only every
-	 * WEFT_IO_POLL_BUSY_NS while no thief is idle.  epoll cannot
+	 * WEFT_IO_POLL_BUSY_NS while no thief is idle.  Queued submissions
+	 * alone count only while tasks are queued too: a worker that is out
+	 * of work looks elsewhere and then parks, and the park's wait submits
+	 * them (submit_queued if it finds work elsewhere).  epoll cannot
 	 * hint: it is looked at every WEFT_IO_FAIR_NS of busy time while I/O
 	 * is pending, so that what arrived queues behind what is queued, not
 	 * the other way round (as io_uring's completions do). */
-	uint64_t every = weft__io_ready_hint(w) ? (anyone_idle(w->rt) ? WEFT_IO_POLL_NS : WEFT_IO_POLL_BUSY_NS)
+	bool queued = weft__deque_size_hint(&w->dq) > 0 || w->yield_head;
+	int src;
+	uint64_t every = weft__io_ready_hint(w, queued) ? (anyone_idle(w->rt) ? WEFT_IO_POLL_NS : WEFT_IO_POLL_BUSY_NS)
 	                 : weft__io_blind_due(w) ? WEFT_IO_FAIR_NS : 0;
 
 	weft__io_unpull(w, w->io); /* a peer's pull ends here (io.c, pulls) */
@@ -311,13 +328,12 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 	}
 	if (take_balancing(w, t))
 		return WEFT_SRC_STOLEN;
-	if (take_local(w, t, true, true))
+	if (take_local(w, t, true, true, false))
 		return WEFT_SRC_LOCAL;
-	if (inject_take(w, t))
-		return WEFT_SRC_INJECTED;
-	if (steal_round(w, t))
-		return WEFT_SRC_STOLEN;
-	return -1;
+	src = inject_take(w, t) ? WEFT_SRC_INJECTED : steal_round(w, t) ? WEFT_SRC_STOLEN : -1;
+	if (src >= 0)
+		submit_queued(w);
+	return src;
 }
 
 /* Run a task found outside the own deque's fast path, recorded as a span.
@@ -374,7 +390,7 @@ void weft__help_until(struct weft__worker *w, bool (*done)(void *), void *arg, b
 	weft__tdq_expose(&w->tdq);
 	while (!done(arg)) {
 		struct weft__worker *ran = NULL;
-		if (take_local(w, &t, false, true) || weft__tdq_steal(&w->tdq, &t, false) == WEFT_STEAL_OK) {
+		if (take_local(w, &t, false, true, true) || weft__tdq_steal(&w->tdq, &t, false) == WEFT_STEAL_OK) {
 			if (on_fiber)
 				ran = weft__run_task_fiber(w, &t);
 			else
@@ -439,11 +455,13 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 			for (round = 0; round < rounds; round++) {
 				int src = steal_round(w, t) ? WEFT_SRC_STOLEN
 				          : inject_take(w, t) ? WEFT_SRC_INJECTED
-				          : take_local(w, t, true, false) ? WEFT_SRC_LOCAL
+				          : take_local(w, t, true, false, false) ? WEFT_SRC_LOCAL
 				          : round == 0 && help_peer(w) && take_own(w, t, true) ? WEFT_SRC_LOCAL : -1;
 				if (src >= 0) {
 					WEFT_TRACE(w, WEFT_EV_SEARCH_END, 0, 0);
 					weft__search_end(rt, true, more_at(w, src));
+					if (src != WEFT_SRC_LOCAL)
+						submit_queued(w);
 					return src;
 				}
 				if (atom_load_32(&rt->stop))
@@ -472,7 +490,7 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 		} else {
 			/* The re-check saw work, or this worker's own event
 			 * state made some: take it if it is still there. */
-			if (take_local(w, t, true, false))
+			if (take_local(w, t, true, false, false))
 				return WEFT_SRC_LOCAL;
 			if (inject_take(w, t))
 				return WEFT_SRC_INJECTED;
