@@ -319,6 +319,13 @@ static void heap_down(struct weft__io *io, uint32_t i)
 	heap_set(io, i, op);
 }
 
+/* After every change to the heap: its earliest deadline, for the
+ * scheduler's between-task look (weft__io_timer_due). */
+static void heap_note(struct weft__io *io)
+{
+	atom_store_64(&io->next_due_ns, io->nheap ? (int64_t)deadline(io->heap[0]) : 0);
+}
+
 static int heap_add(struct weft__io *io, weft_op_t *op)
 {
 	if (io->nheap == io->heapcap) {
@@ -331,6 +338,7 @@ static int heap_add(struct weft__io *io, weft_op_t *op)
 	}
 	io->heap[io->nheap] = op;
 	heap_up(io, io->nheap++);
+	heap_note(io);
 	return 0;
 }
 
@@ -340,11 +348,12 @@ static void heap_del(struct weft__io *io, weft_op_t *op)
 	weft_op_t *last = io->heap[--io->nheap];
 
 	weft__op_priv(op)->heap_idx = NO_HEAP;
-	if (i == io->nheap)
-		return;
-	heap_set(io, i, last);
-	heap_up(io, i);
-	heap_down(io, weft__op_priv(last)->heap_idx);
+	if (i != io->nheap) {
+		heap_set(io, i, last);
+		heap_up(io, i);
+		heap_down(io, weft__op_priv(last)->heap_idx);
+	}
+	heap_note(io);
 }
 
 /* ---- the fd table ---------------------------------------------------------- */

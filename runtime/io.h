@@ -173,6 +173,8 @@ struct weft__io {
 	/* Timer heap (min deadline first). */
 	weft_op_t **heap;
 	uint32_t nheap, heapcap;
+	int64_t next_due_ns;          /* heap[0]'s deadline, 0 if empty: the
+	                               * owner reads it without the lock */
 	/* fd -> ops waiting on it: two levels, chunks allocated on demand and
 	 * kept to destroy, so other threads may read npending without locks. */
 	struct weft__fdslot **fdtab;
@@ -249,6 +251,12 @@ bool weft__io_blind_due(struct weft__worker *w);
  * (<0: until something happens; the next timer bounds it).  Returns the
  * number of continuations made runnable on w's deque. */
 int weft__io_run(struct weft__worker *w, int64_t timeout_ns);
+/* The earliest timer deadline of w's event state (CLOCK_MONOTONIC ns, as
+ * weft__now_ns), 0 when it has none.  Owner worker; no lock. */
+static inline uint64_t weft__io_next_due(const struct weft__io *io)
+{
+	return io ? (uint64_t)atom_load_64(&io->next_due_ns) : 0;
+}
 /* weft__io_run(w, 0) for a worker about to look elsewhere and then park:
  * it enters the kernel only to reap, and leaves queued submissions to the
  * park's wait, which submits them in the same system call (io_uring: the

@@ -302,16 +302,18 @@ static int find_work(struct weft__worker *w, struct weft__task *t)
 	 * them (submit_queued if it finds work elsewhere).  epoll cannot
 	 * hint: it is looked at every WEFT_IO_FAIR_NS of busy time while I/O
 	 * is pending, so that what arrived queues behind what is queued, not
-	 * the other way round (as io_uring's completions do). */
+	 * the other way round (as io_uring's completions do).  A due timer
+	 * is fired at the next task boundary, whatever the interval. */
 	bool queued = weft__deque_size_hint(&w->dq) > 0 || w->yield_head;
 	int src;
 	uint64_t every = weft__io_ready_hint(w, queued) ? (anyone_idle(w->rt) ? WEFT_IO_POLL_NS : WEFT_IO_POLL_BUSY_NS)
 	                 : weft__io_blind_due(w) ? WEFT_IO_FAIR_NS : 0;
+	uint64_t due = weft__io_next_due(w->io);
 
 	weft__io_unpull(w, w->io); /* a peer's pull ends here (io.c, pulls) */
-	if (every) {
+	if (every || due) {
 		uint64_t now = weft__now_ns();
-		if (now - w->io->last_poll_ns >= every) {
+		if ((every && now - w->io->last_poll_ns >= every) || (due && due <= now)) {
 			w->io->last_poll_ns = now;
 			weft__io_run(w, 0);
 		}
