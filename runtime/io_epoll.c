@@ -520,24 +520,29 @@ static int check_later(struct weft__worker *w, int fd, struct weft__fdslot *s)
 /* Check the waits that are due at now: one EPOLL_CTL_MOD each (ADD if the
  * number names a file the set lacks), which reports what is ready.  Adds
  * the ops it had to fail to *done; returns the ns until the next is due,
- * or -1 if none is queued.  Owner worker. */
+ * or -1 if none is queued.  Waits that ended leave the head at once,
+ * due or not: most end long before their check (a server's next request
+ * comes sooner than check_ns), and counting the time to a dead entry's
+ * due bounded every park of a worker at 10k req/s by a 100-300 us timer,
+ * which doubled its CPU per request on this VM (38 against 17 us with
+ * the checks off).  Owner worker. */
 static int64_t check_due(struct weft__worker *w, int64_t now, int *done)
 {
 	struct ep_state *be = state(w);
 
 	while (be->clen) {
 		struct check v = be->cq[be->chead];
-		struct weft__fdslot *s;
+		struct weft__fdslot *s = weft__io_fdslot(w, v.fd);
+		/* Still the same wait, on a registration no system call
+		 * has checked since? */
+		bool live = s && s->seq == v.seq && (s->backend & SLOT_ARMED) && trusted(s, v.fd);
 		int rc;
 
-		if (v.due > now)
+		if (live && v.due > now)
 			return v.due - now;
 		be->chead = (be->chead + 1) & (be->ccap - 1);
 		be->clen--;
-		s = weft__io_fdslot(w, v.fd);
-		if (!s || s->seq != v.seq || !(s->backend & SLOT_ARMED) || !trusted(s, v.fd))
-			continue; /* that wait ended, or a system call checked it */
-		if ((rc = refresh(be, v.fd, s, s->backend & SLOT_ARMED)) < 0)
+		if (live && (rc = refresh(be, v.fd, s, s->backend & SLOT_ARMED)) < 0)
 			*done += fail_waiters(w, s, rc);
 	}
 	return -1;
