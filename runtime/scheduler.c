@@ -289,6 +289,13 @@ static inline bool anyone_idle(struct weft_runtime *rt)
 	return (atom_load_32(&rt->idle.nparked) | atom_load_32(&rt->idle.nsearching)) != 0;
 }
 
+/* Whether a worker other than the caller, itself searching, runs tasks
+ * (a hint: the counts move under it). */
+static inline bool others_running(struct weft_runtime *rt)
+{
+	return atom_load_32(&rt->idle.nparked) + atom_load_32(&rt->idle.nsearching) < rt->nworkers;
+}
+
 /* Returns the task's source (enum weft_trace_source), or -1 for none. */
 static int find_work(struct weft__worker *w, struct weft__task *t)
 {
@@ -452,7 +459,8 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 	for (;;) {
 		if (searching) {
 			ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
-			unsigned round, rounds = weft__io_active(w) ? WEFT_SEARCH_ROUNDS_IO : WEFT_SEARCH_ROUNDS;
+			bool io = weft__io_active(w), last;
+			unsigned round, rounds = io ? WEFT_SEARCH_ROUNDS_IO : WEFT_SEARCH_ROUNDS;
 			WEFT_TRACE(w, WEFT_EV_SEARCH_BEGIN, 0, 0);
 			for (round = 0; round < rounds; round++) {
 				int src = steal_round(w, t) ? WEFT_SRC_STOLEN
@@ -468,9 +476,19 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 				}
 				if (atom_load_32(&rt->stop))
 					break;
-				if (backoff < WEFT_BACKOFF_CEILING)
+				/* A worker with I/O pending is woken in its park by
+				 * its own completions, so its spin catches what
+				 * other workers spawn or reap and completions due
+				 * within microseconds: pointless while no other
+				 * worker runs and its last park slept long (a
+				 * moderate load, whose next request is far off).
+				 * At 10k req/s that spin was 7% of the server's
+				 * CPU. */
+				last = round + 1 == rounds ||
+				       (io && w->last_sleep_ns >= WEFT_PARK_YIELD_NS && !others_running(rt));
+				if (!last && backoff < WEFT_BACKOFF_CEILING)
 					ck_backoff_eb(&backoff);
-				else if (round + 1 < rounds || w->last_sleep_ns < WEFT_PARK_YIELD_NS)
+				else if (!last || w->last_sleep_ns < WEFT_PARK_YIELD_NS)
 					sched_yield(); /* also on the short search's
 					                * last round, under load: with the
 					                * clients on the same cores it
@@ -481,6 +499,8 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 					                * the park sleeps anyway, and the
 					                * yield's switch was 8% of the
 					                * server's CPU at 10k req/s. */
+				if (last)
+					break;
 			}
 			WEFT_TRACE(w, WEFT_EV_SEARCH_END, 0, 0);
 			weft__search_end(rt, false, false);

@@ -52,7 +52,9 @@
 /* The same for a worker with I/O or timers pending: it parks inside its
  * event state, which its own completions wake at once, so it searches only
  * briefly (a few microseconds, like a spinning M in Go) instead of burning
- * a core between the requests of a moderately loaded server. */
+ * a core between the requests of a moderately loaded server; and only one
+ * round, without spinning, while no other worker runs and its last park
+ * slept at least WEFT_PARK_YIELD_NS (scheduler.c, idle). */
 #define WEFT_SEARCH_ROUNDS_IO 4
 
 /* A search's last round yields the CPU before the worker parks only if its
