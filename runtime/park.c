@@ -303,6 +303,7 @@ bool weft__park(struct weft__worker *w)
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		w->last_sleep_ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+		w->woke_ns = (uint64_t)t1.tv_sec * 1000000000ULL + (uint64_t)t1.tv_nsec;
 		WEFT_STAT_ADD(w, parked_ns, w->last_sleep_ns);
 		WEFT_TRACE(w, WEFT_EV_UNPARK, 0, 0);
 		if (made_work)

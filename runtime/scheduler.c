@@ -296,6 +296,15 @@ static inline bool others_running(struct weft_runtime *rt)
 	return atom_load_32(&rt->idle.nparked) + atom_load_32(&rt->idle.nsearching) < rt->nworkers;
 }
 
+/* For an idle worker with I/O pending (idle, below): whether no other
+ * worker runs and its last park slept long and ended under
+ * WEFT_PARK_YIELD_NS ago. */
+static bool spin_pointless(struct weft__worker *w)
+{
+	return w->last_sleep_ns >= WEFT_PARK_YIELD_NS && !others_running(w->rt) &&
+	       weft__now_ns() - w->woke_ns < WEFT_PARK_YIELD_NS;
+}
+
 /* Returns the task's source (enum weft_trace_source), or -1 for none. */
 static int find_work(struct weft__worker *w, struct weft__task *t)
 {
@@ -480,12 +489,12 @@ static int idle(struct weft__worker *w, struct weft__task *t)
 				 * its own completions, so its spin catches what
 				 * other workers spawn or reap and completions due
 				 * within microseconds: pointless while no other
-				 * worker runs and its last park slept long (a
-				 * moderate load, whose next request is far off).
-				 * At 10k req/s that spin was 7% of the server's
-				 * CPU. */
-				last = round + 1 == rounds ||
-				       (io && w->last_sleep_ns >= WEFT_PARK_YIELD_NS && !others_running(rt));
+				 * worker runs and the worker came out of a long
+				 * sleep a moment ago (a moderate load, whose next
+				 * request is far off; under load it runs for long
+				 * between parks, or hardly sleeps in them).  At
+				 * 10k req/s that spin was 7% of the server's CPU. */
+				last = round + 1 == rounds || (io && spin_pointless(w));
 				if (!last && backoff < WEFT_BACKOFF_CEILING)
 					ck_backoff_eb(&backoff);
 				else if (!last || w->last_sleep_ns < WEFT_PARK_YIELD_NS)

@@ -54,7 +54,8 @@
  * briefly (a few microseconds, like a spinning M in Go) instead of burning
  * a core between the requests of a moderately loaded server; and only one
  * round, without spinning, while no other worker runs and its last park
- * slept at least WEFT_PARK_YIELD_NS (scheduler.c, idle). */
+ * slept at least WEFT_PARK_YIELD_NS and ended less than that ago
+ * (scheduler.c, idle). */
 #define WEFT_SEARCH_ROUNDS_IO 4
 
 /* A search's last round yields the CPU before the worker parks only if its

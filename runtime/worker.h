@@ -39,6 +39,7 @@ struct weft__worker {
 	uint64_t rng;         /* xorshift state for victim choice */
 	unsigned victim;      /* whom the last successful steal took from */
 	int64_t last_sleep_ns; /* the last park's sleep; 0 if it did not sleep */
+	uint64_t woke_ns;      /* when the last park that slept ended (weft__now_ns) */
 	pthread_t thread;
 	struct weft__trace_ring *trace; /* NULL unless the runtime traces */
 	struct weft__io *io;            /* event state (io.h) */
