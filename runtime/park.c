@@ -271,9 +271,8 @@ bool weft__park(struct weft__worker *w)
 	WEFT_STAT_INC(w, parks);
 	WEFT_TRACE(w, WEFT_EV_PARK, 0, 0);
 	{
-		struct timespec t0, t1;
+		uint64_t t0 = weft__now_ns();
 		bool made_work = false;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
 		while (atom_load_acq_32(&w->park_word) == 1) { /* W5 */
 			/* A running peer with I/O in its shared event state
 			 * (io.h): sleep at most until it could go stale, then
@@ -301,9 +300,8 @@ bool weft__park(struct weft__worker *w)
 				break;
 			}
 		}
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		w->last_sleep_ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
-		w->woke_ns = (uint64_t)t1.tv_sec * 1000000000ULL + (uint64_t)t1.tv_nsec;
+		w->woke_ns = weft__now_ns();
+		w->last_sleep_ns = (int64_t)(w->woke_ns - t0);
 		WEFT_STAT_ADD(w, parked_ns, w->last_sleep_ns);
 		WEFT_TRACE(w, WEFT_EV_UNPARK, 0, 0);
 		if (made_work)
