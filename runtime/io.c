@@ -34,8 +34,9 @@
  *       assumed by the static helpers they call; a continuation made by a
  *       helper goes to the helper's deque (push_cont, fiber.c's make_ready
  *       on the calling worker), so no thread pushes on another's deque.
- *       A SEND is first tried before the lock is taken (try_first): the op
- *       is not PENDING yet, so nothing else can reach it.  On an unshared
+ *       A SEND is first tried before the lock is taken and before any
+ *       bookkeeping (try_first, on either kind of state): the op is not
+ *       PENDING yet, so nothing else can reach it.  On an unshared
  *       state the lock guards only `live`: a peer reads the backend's
  *       owed() hint (words the kernel writes in the ring, read relaxed)
  *       under it, so fini cannot unmap the ring meanwhile.
@@ -494,9 +495,9 @@ int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fi
 	p->rt = w->rt;
 	p->waiter = waiter;
 	p->multi = op->opcode == WEFT_OP_ACCEPT_MULTI ? multi_new() : NULL;
-	if (io->shared && io->backend->try_first && atom_load_32(&p->state) == WEFT__OP_IDLE &&
-	    !atom_load_32(&w->rt->closing)) {
-		/* Not yet PENDING: no helper or canceller can reach op. */
+	if (io->backend->try_first && atom_load_32(&p->state) == WEFT__OP_IDLE && !atom_load_32(&w->rt->closing)) {
+		/* Not yet PENDING: no helper or canceller can reach op.  A
+		 * result here spares the lock (shared) and all bookkeeping. */
 		ssize_t res;
 		if (io->backend->try_first(op, &res)) {
 			if (res != -EAGAIN) {

@@ -126,10 +126,11 @@ struct weft__io_backend {
 	 * not yet reaped; with submit, also unsubmitted work).  Cheap: no
 	 * system call. */
 	int (*busy)(struct weft__worker *w, bool submit);
-	/* Shared states only (may be NULL): try op at once without touching
-	 * the worker's state, before io.c takes the lock, so that the lock
-	 * is not held across the system call.  Returns whether it tried, with
-	 * the op's result in *res; -EAGAIN there means not ready: issue()
+	/* May be NULL: try op at once without touching the worker's state,
+	 * before io.c takes a shared state's lock (which is then not held
+	 * across the system call) and before any bookkeeping (an op done
+	 * here never becomes PENDING).  Returns whether it tried, with the
+	 * op's result in *res; -EAGAIN there means not ready: issue()
 	 * follows, with WEFT__OPF_TRIED set. */
 	bool (*try_first)(weft_op_t *op, ssize_t *res);
 	/* Unshared states only (may be NULL): whether completions have come
