@@ -730,6 +730,16 @@ static int uring_issue(struct weft__worker *w, weft_op_t *op)
 	if (rc)
 		return rc;
 	be->nops++;
+	if (op->opcode == WEFT_OP_ACCEPT && !ready_first) {
+		/* Hand it to the kernel now: a connection already waiting is
+		 * accepted inline, and reaped here it lets the caller go on
+		 * without suspending (io.c: op is the one issuing).  Queued
+		 * until the worker's next poll instead, an accept loop got one
+		 * connection per round of the worker's other work.  An error
+		 * leaves the SQE for that poll. */
+		(void)io_uring_submit_and_get_events(&be->ring);
+		reap(w, be);
+	}
 	return 0;
 }
 

@@ -3,8 +3,10 @@
  * messages over a socketpair and over TCP loopback (content checked);
  * weft_write_all/weft_read_full over short writes; a file read in chunks
  * (explicit offsets and the file position) against a checksum; readiness
- * polling; the blocking-style calls in plain tasks and off the workers.
- * Every test runs on both backends.
+ * polling; the blocking-style calls in plain tasks and off the workers;
+ * accept: many acceptors on one listener, and an accept loop that takes
+ * the connections already waiting without suspending.  Every test runs on
+ * both backends.
  */
 #define _GNU_SOURCE
 #include "test_io_util.h"
@@ -906,4 +908,93 @@ IO_TEST(io, many_acceptors_one_listener)
 	t_latch_fini(&m.all_done);
 	close(m.lfd);
 	free(m.seen);
+}
+
+/* ------------------------------------------------------------------ */
+/* An accept loop drains a backlog without suspending                   */
+
+#define BACKLOG_CONNS 16
+
+struct backlog {
+	int lfd;
+	atomic_int started;     /* connection fibers that have run */
+	int started_at[BACKLOG_CONNS]; /* `started` at each accept's return */
+	int fds[BACKLOG_CONNS];
+	struct t_latch done;    /* the connection fibers, and the acceptor */
+};
+
+struct backlog_conn {
+	struct backlog *b;
+	int fd;
+};
+
+static void backlog_conn_fiber(void *p)
+{
+	struct backlog_conn *c = p;
+
+	atomic_fetch_add(&c->b->started, 1);
+	T_CHECK_EQ(weft_close(c->fd), 0);
+	t_latch_done(&c->b->done);
+	free(c);
+}
+
+/* weft_go queues each connection's fiber behind this one, which runs on
+ * the only worker: a connection fiber can run before the last accept
+ * only if an accept suspended, though its connection was already
+ * waiting (an accept loop would then take one connection per round of
+ * the worker's other work). */
+static void backlog_acceptor(void *p)
+{
+	struct backlog *b = p;
+
+	for (int i = 0; i < BACKLOG_CONNS; i++) {
+		int fd = weft_accept(b->lfd, NULL, NULL, SOCK_CLOEXEC);
+		b->started_at[i] = atomic_load(&b->started);
+		if (fd < 0) {
+			t_fail_at(__FILE__, __LINE__, "weft_accept %d = %d", i, fd);
+			t_latch_done(&b->done);
+			continue;
+		}
+		struct backlog_conn *c = malloc(sizeof *c);
+		T_CHECK(c != NULL);
+		if (!c) {
+			close(fd);
+			t_latch_done(&b->done);
+			continue;
+		}
+		c->b = b;
+		c->fd = fd;
+		io_go_here(backlog_conn_fiber, c);
+	}
+	t_latch_done(&b->done);
+}
+
+IO_TEST(io, accept_loop_takes_waiting_connections_at_once)
+{
+	weft_runtime_t *rt = io_rt(backend, 1);
+	struct backlog b;
+	struct sockaddr_in a;
+
+	memset(&b, 0, sizeof b);
+	b.lfd = io_listener(&a);
+	/* The handshakes complete in the kernel: all wait in the backlog
+	 * before the acceptor starts. */
+	for (int i = 0; i < BACKLOG_CONNS; i++) {
+		b.fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_geq(b.fds[i], 0);
+		cr_assert_eq(connect(b.fds[i], (struct sockaddr *)&a, sizeof a), 0, "connect: %s", strerror(errno));
+	}
+	t_latch_init(&b.done, BACKLOG_CONNS + 1);
+	IO_GO(rt, backlog_acceptor, &b);
+	t_latch_wait(&b.done);
+	t_destroy(rt);
+	T_ASSERT_CLEAN();
+	cr_assert_eq(atomic_load(&b.started), BACKLOG_CONNS);
+	for (int i = 0; i < BACKLOG_CONNS; i++)
+		cr_assert_eq(b.started_at[i], 0, "%s: accept %d returned after %d connection fibers ran",
+		             io_name(backend), i, b.started_at[i]);
+	for (int i = 0; i < BACKLOG_CONNS; i++)
+		close(b.fds[i]);
+	t_latch_fini(&b.done);
+	close(b.lfd);
 }
