@@ -104,9 +104,6 @@
 #include "io.h"
 #include "worker.h"
 
-/* SQ entries when the config says 0: enough for a burst of a few hundred
- * operations between two polls; more just submits early. */
-#define DEFAULT_ENTRIES 256
 /* CQ entries per SQ entry.  Ops in flight are not bounded by the SQ, so a
  * larger CQ makes the kernel's (slower) overflow list rarer; 4x costs 16
  * KiB for 256 entries. */
@@ -612,7 +609,7 @@ static int uring_init(struct weft__worker *w, const weft_config_t *cfg)
 		0,
 	};
 	const unsigned need = IORING_FEAT_NODROP | IORING_FEAT_RW_CUR_POS | IORING_FEAT_FAST_POLL;
-	unsigned entries = cfg && cfg->io_entries ? cfg->io_entries : DEFAULT_ENTRIES;
+	unsigned entries = cfg && cfg->io_entries ? cfg->io_entries : WEFT_IO_ENTRIES_DEFAULT;
 	struct io_uring_params p;
 	struct uring *be;
 	size_t i;

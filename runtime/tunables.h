@@ -98,7 +98,8 @@
  * pages, some tens of MB at most. */
 #define WEFT_FIBER_STACK_POOL 4096
 
-/* Submission-queue entries of each worker's io_uring. */
+/* Submission-queue entries of each worker's io_uring: enough for a burst
+ * of a few hundred operations between two polls; more just submits early. */
 #define WEFT_IO_ENTRIES_DEFAULT 256
 
 /* Longest a helping waiter (a plain task in weft_op_run) blocks in its
