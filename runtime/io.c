@@ -35,8 +35,9 @@
  *       helper goes to the helper's deque (push_cont, fiber.c's make_ready
  *       on the calling worker), so no thread pushes on another's deque.
  *       A SEND is first tried before the lock is taken and before any
- *       bookkeeping (try_first, on either kind of state): the op is not
- *       PENDING yet, so nothing else can reach it.  On an unshared
+ *       bookkeeping, on either kind of state (weft__io_send_try): the op
+ *       is not PENDING yet, so nothing else can reach it; weft_send makes
+ *       that try with no op at all (weft__io_send_first).  On an unshared
  *       state the lock guards only `live`: a peer reads the backend's
  *       owed() hint (words the kernel writes in the ring, read relaxed)
  *       under it, so fini cannot unmap the ring meanwhile.
@@ -79,6 +80,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -473,7 +475,34 @@ static inline bool on_fd_list(const weft_op_t *op)
 	return op->opcode != WEFT_OP_SLEEP && op->fd >= 0;
 }
 
-int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fiber, uint32_t *waiter)
+ssize_t weft__io_send_try(int fd, const void *buf, size_t len, int flags)
+{
+	ssize_t n;
+
+	do
+		n = send(fd, buf, len, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return n;
+	return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+ssize_t weft__io_send_first(struct weft__worker *w, int fd, const void *buf, size_t len, int flags)
+{
+	int saved = errno;
+	ssize_t n;
+
+	if (atom_load_32(&w->rt->closing))
+		return -EAGAIN;
+	n = weft__io_send_try(fd, buf, len, flags);
+	errno = saved;
+	if (n != -EAGAIN)
+		WEFT_STAT_INC(w, io_ops);
+	return n;
+}
+
+int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fiber, uint32_t *waiter,
+                   bool tried)
 {
 	struct weft__io *io = w->io;
 	struct weft__op *p = weft__op_priv(op);
@@ -495,20 +524,21 @@ int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fi
 	p->rt = w->rt;
 	p->waiter = waiter;
 	p->multi = op->opcode == WEFT_OP_ACCEPT_MULTI ? multi_new() : NULL;
-	if (io->backend->try_first && atom_load_32(&p->state) == WEFT__OP_IDLE && !atom_load_32(&w->rt->closing)) {
+	if (op->opcode == WEFT_OP_SEND && !tried && atom_load_32(&p->state) == WEFT__OP_IDLE &&
+	    !atom_load_32(&w->rt->closing)) {
 		/* Not yet PENDING: no helper or canceller can reach op.  A
 		 * result here spares the lock (shared) and all bookkeeping. */
-		ssize_t res;
-		if (io->backend->try_first(op, &res)) {
-			if (res != -EAGAIN) {
-				WEFT_STAT_INC(w, io_ops);
-				op->result = res;
-				atom_store_32(&p->state, WEFT__OP_DONE);
-				return 1;
-			}
-			p->flags |= WEFT__OPF_TRIED;
+		ssize_t res = weft__io_send_try(op->fd, op->buf, op->len, op->flags);
+		if (res != -EAGAIN) {
+			WEFT_STAT_INC(w, io_ops);
+			op->result = res;
+			atom_store_32(&p->state, WEFT__OP_DONE);
+			return 1;
 		}
+		tried = true;
 	}
+	if (tried)
+		p->flags |= WEFT__OPF_TRIED;
 	io_lock(io);
 	/* Publishes the fields above to a remote canceller (a full barrier). */
 	was = atom_fas_32(&p->state, WEFT__OP_PENDING);

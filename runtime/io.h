@@ -94,7 +94,7 @@ enum weft__op_state {
 
 #define WEFT__OPF_CANCEL_SENT 1u /* backend cancel already requested */
 #define WEFT__OPF_LINKED 2u      /* on its fd's list (io.c) */
-#define WEFT__OPF_TRIED 4u       /* try_first found it not ready */
+#define WEFT__OPF_TRIED 4u       /* a SEND's first try found no room */
 
 /* Backend interface.  All calls on the owner worker's thread except wake,
  * which io.c implements with the eventfd. */
@@ -126,13 +126,6 @@ struct weft__io_backend {
 	 * not yet reaped; with submit, also unsubmitted work).  Cheap: no
 	 * system call. */
 	int (*busy)(struct weft__worker *w, bool submit);
-	/* May be NULL: try op at once without touching the worker's state,
-	 * before io.c takes a shared state's lock (which is then not held
-	 * across the system call) and before any bookkeeping (an op done
-	 * here never becomes PENDING).  Returns whether it tried, with the
-	 * op's result in *res; -EAGAIN there means not ready: issue()
-	 * follows, with WEFT__OPF_TRIED set. */
-	bool (*try_first)(weft_op_t *op, ssize_t *res);
 	/* Unshared states only (may be NULL): whether completions have come
 	 * for w that only w's thread can collect.  Any thread; no system
 	 * call; a hint. */
@@ -301,8 +294,22 @@ void weft__epoll_fd_closing(int fd);
 /* For io_api.c.  Owner worker.  Start op on w; its continuation is the
  * fiber to wake, else *waiter set to 1, else op->cb as a task.  Returns 1
  * when op completed during the call (no continuation then: the caller
- * goes on with op->result), 0 when it is pending. */
-int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fiber, uint32_t *waiter);
+ * goes on with op->result), 0 when it is pending.  tried: the caller
+ * already made a SEND's first try (weft__io_send_first) and it found no
+ * room. */
+int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fiber, uint32_t *waiter,
+                   bool tried);
+/* A SEND's first try, before any bookkeeping (io.c, I10): send() with
+ * MSG_DONTWAIT | MSG_NOSIGNAL added, retried on EINTR.  Returns its result
+ * or -EAGAIN (no room just now; EWOULDBLOCK too).  Sets errno on failure;
+ * touches nothing else.  Any thread. */
+ssize_t weft__io_send_try(int fd, const void *buf, size_t len, int flags);
+/* weft_send's fast path, on w (the calling worker, with an event state):
+ * the first try with no op at all, unless the runtime is closing.  Returns
+ * the result, or -EAGAIN when the caller must go on with a SEND op (the
+ * try found no room: weft__io_start with tried; or the runtime is closing,
+ * which then ends it -ECANCELED).  errno is left as it was. */
+ssize_t weft__io_send_first(struct weft__worker *w, int fd, const void *buf, size_t len, int flags);
 /* Cancel op (pending on w) with reason.  Owner worker. */
 void weft__io_cancel_local(struct weft__worker *w, weft_op_t *op, int reason);
 /* Ask op's owner to cancel it.  Any thread.  Returns 0 or -ENOMEM. */

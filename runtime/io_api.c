@@ -155,7 +155,8 @@ static __attribute__((noinline)) void errno_set(int e)
 	errno = e;
 }
 
-static ssize_t op_run(weft_op_t *op)
+/* tried: weft_send's fast path made the SEND's first try (io.h). */
+static ssize_t op_run(weft_op_t *op, bool tried)
 {
 	struct weft__worker *w;
 	struct weft__fiber *f;
@@ -168,27 +169,31 @@ static ssize_t op_run(weft_op_t *op)
 	f = w->fiber;
 	if (f && !weft__tdq_pinned(&w->tdq)) {
 		weft__fiber_prepare(f);
-		if (!weft__io_start(w, op, f, NULL))
+		if (!weft__io_start(w, op, f, NULL, tried))
 			weft__fiber_park(f); /* resumes when op completed */
 	} else {
 		uint32_t done = 0;
-		if (!weft__io_start(w, op, NULL, &done))
+		if (!weft__io_start(w, op, NULL, &done, tried))
 			weft__help_until(w, flag_set, &done, true);
 	}
 	atom_store_32(&weft__op_priv(op)->state, WEFT__OP_IDLE);
 	return op->result;
 }
 
-ssize_t weft_op_run(weft_op_t *op)
+static ssize_t op_run_keep_errno(weft_op_t *op, bool tried)
 {
 	int saved = errno_get();
-	ssize_t r;
+	ssize_t r = op_run(op, tried);
 
-	if (!op)
-		return -EINVAL;
-	r = op_run(op);
 	errno_set(saved); /* results carry the error; errno is the caller's */
 	return r;
+}
+
+ssize_t weft_op_run(weft_op_t *op)
+{
+	if (!op)
+		return -EINVAL;
+	return op_run_keep_errno(op, false);
 }
 
 /* An outside weft_op_submit: started by a task on a worker, which counts it
@@ -199,7 +204,7 @@ static void submit_task(void *arg)
 	struct weft__worker *w = weft__self_fresh();
 
 	atom_faa_64(&w->rt->outstanding, 1);
-	if (weft__io_start(w, op, NULL, NULL))
+	if (weft__io_start(w, op, NULL, NULL, false))
 		weft__io_continue(w, op);
 }
 
@@ -214,7 +219,7 @@ int weft_op_submit(weft_runtime_t *rt, weft_op_t *op)
 		saved = errno_get();
 		/* The running task keeps outstanding above 0. */
 		atom_faa_64(&rt->outstanding, 1);
-		if (weft__io_start(w, op, NULL, NULL))
+		if (weft__io_start(w, op, NULL, NULL, false))
 			weft__io_continue(w, op); /* cb runs as a task, not here */
 		errno_set(saved);
 		return 0;
@@ -256,7 +261,7 @@ int weft_op_cancel(weft_op_t *op)
 
 /* ---- the blocking-style calls --------------------------------------------------- */
 
-static ssize_t run_simple(int opcode, int fd, void *buf, size_t len, int64_t off, int flags)
+static ssize_t run_simple(int opcode, int fd, void *buf, size_t len, int64_t off, int flags, bool tried)
 {
 	weft_op_t op = { 0 };
 
@@ -266,27 +271,41 @@ static ssize_t run_simple(int opcode, int fd, void *buf, size_t len, int64_t off
 	op.len = len;
 	op.off = off;
 	op.flags = flags;
-	return weft_op_run(&op);
+	return op_run_keep_errno(&op, tried);
 }
 
 ssize_t weft_read(int fd, void *buf, size_t len, off_t off)
 {
-	return run_simple(WEFT_OP_READ, fd, buf, len, off < 0 ? -1 : off, 0);
+	return run_simple(WEFT_OP_READ, fd, buf, len, off < 0 ? -1 : off, 0, false);
 }
 
 ssize_t weft_write(int fd, const void *buf, size_t len, off_t off)
 {
-	return run_simple(WEFT_OP_WRITE, fd, (void *)(uintptr_t)buf, len, off < 0 ? -1 : off, 0);
+	return run_simple(WEFT_OP_WRITE, fd, (void *)(uintptr_t)buf, len, off < 0 ? -1 : off, 0, false);
 }
 
 ssize_t weft_recv(int fd, void *buf, size_t len, int flags)
 {
-	return run_simple(WEFT_OP_RECV, fd, buf, len, 0, flags);
+	return run_simple(WEFT_OP_RECV, fd, buf, len, 0, flags, false);
 }
 
+/* A send nearly always fits the socket's buffer: on a worker it is tried
+ * before any op exists (io.h, weft__io_send_first), which spares the op's
+ * setup and the errno dance around a suspension; only one that found no
+ * room becomes an op, not tried twice.  Echo on one worker with 1 000
+ * connections, callgrind: 1332 -> 1208 user instructions per message on
+ * io_uring, 1616 -> 1488 on epoll. */
 ssize_t weft_send(int fd, const void *buf, size_t len, int flags)
 {
-	return run_simple(WEFT_OP_SEND, fd, (void *)(uintptr_t)buf, len, 0, flags);
+	struct weft__worker *w = weft__self_fresh();
+	bool tried = w && w->io;
+
+	if (tried) {
+		ssize_t r = weft__io_send_first(w, fd, buf, len, flags);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return run_simple(WEFT_OP_SEND, fd, (void *)(uintptr_t)buf, len, 0, flags, tried);
 }
 
 int weft_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
@@ -366,7 +385,9 @@ static ssize_t repeat(int opcode, int fd, char *buf, size_t len, int64_t off)
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t r = run_simple(opcode, fd, buf + done, len - done, off < 0 ? -1 : off + (int64_t)done, 0);
+		ssize_t r = opcode == WEFT_OP_SEND ? weft_send(fd, buf + done, len - done, 0)
+		                                   : run_simple(opcode, fd, buf + done, len - done,
+		                                                off < 0 ? -1 : off + (int64_t)done, 0, false);
 		if (r == -ENOTSOCK && opcode == WEFT_OP_SEND) {
 			opcode = WEFT_OP_WRITE; /* not a socket: plain writes */
 			continue;

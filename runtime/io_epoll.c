@@ -63,7 +63,7 @@
  *     output op that found no room clears MAYOUT.  A registration system
  *     call clears both (the kernel polls the file as it takes the
  *     interest).  A plain recv on a trusted slot without MAYIN waits
- *     without trying; a SEND that ep_try_first found without room (outside
+ *     without trying; a SEND whose first try (io.c) found no room (outside
  *     the lock, where a helper may reap its edge meanwhile) tries again
  *     under the lock when MAYOUT is set.
  *   - What weft does not see.  A number closed with close() and reused
@@ -668,13 +668,8 @@ static ssize_t try_recv(weft_op_t *op, struct weft__op *p)
 
 static ssize_t try_send(weft_op_t *op, struct weft__op *p)
 {
-	ssize_t r;
-
 	p->events = EV_ALWAYS | EPOLLOUT;
-	do
-		r = send(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	return res_of(r);
+	return weft__io_send_try(op->fd, op->buf, op->len, op->flags);
 }
 
 static ssize_t try_accept(weft_op_t *op, struct weft__op *p, uint32_t revents)
@@ -961,7 +956,7 @@ static int ep_issue(struct weft__worker *w, weft_op_t *op)
 		}
 	}
 	if ((p->flags & WEFT__OPF_TRIED) && !(s && trusted(s, op->fd) && (s->backend & SLOT_MAYOUT))) {
-		res = NOT_READY; /* a SEND that ep_try_first found without room */
+		res = NOT_READY; /* a SEND whose first try found no room */
 		p->events = EV_ALWAYS | EPOLLOUT;
 	} else {
 		res = attempt_all(w, op, s, 0);
@@ -1156,18 +1151,6 @@ static int ep_poll(struct weft__worker *w, int64_t timeout_ns, bool submit)
 	return done;
 }
 
-/* A SEND needs nothing of the worker's state to be tried: io.c tries it
- * before it takes the shared state's lock.  A first try that finds no room
- * leaves the op to ep_issue, which arms it without trying again (E3: the
- * arm checks readiness). */
-static bool ep_try_first(weft_op_t *op, ssize_t *res)
-{
-	if (op->opcode != WEFT_OP_SEND)
-		return false;
-	*res = try_send(op, weft__op_priv(op));
-	return true;
-}
-
 /* Owner worker only.  Nothing is ever queued inside this backend. */
 static int ep_busy(struct weft__worker *w, bool submit)
 {
@@ -1185,5 +1168,4 @@ const struct weft__io_backend weft__io_epoll_backend = {
 	.cancel = ep_cancel,
 	.poll = ep_poll,
 	.busy = ep_busy,
-	.try_first = ep_try_first,
 };

@@ -49,7 +49,7 @@
  *     inline spares a request, a completion and a suspension of the
  *     caller (half the resumptions of a request-response exchange).  Only
  *     a send that would block goes through the ring.  The try is io.c's
- *     try_first, made before the op is PENDING, so a send that fits also
+ *     (weft__io_send_try), made before the op is PENDING, so a send that fits also
  *     skips the fd list, the state's atomic exchanges and completion
  *     (echo, 1000 connections, 1 worker: 1414 -> 1307 user instructions
  *     per message under callgrind).
@@ -666,27 +666,6 @@ static void uring_fini(struct weft__worker *w)
 	w->io->be = NULL;
 }
 
-/* A send usually fits in the socket's buffer: try it at once, and spare
- * the request, its completion and the caller's suspension.  The ring takes
- * over only when it would block (-EAGAIN; EINTR counts as that). */
-static ssize_t try_send(weft_op_t *op)
-{
-	ssize_t n = send(op->fd, op->buf, op->len, op->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
-
-	if (n >= 0)
-		return n;
-	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
-}
-
-/* io.c calls this before any bookkeeping, which a send done here skips. */
-static bool uring_try_first(weft_op_t *op, ssize_t *res)
-{
-	if (op->opcode != WEFT_OP_SEND)
-		return false;
-	*res = try_send(op);
-	return true;
-}
-
 /* Start op (PENDING).  Queued only: poll() submits.  Owner worker only. */
 static int uring_issue(struct weft__worker *w, weft_op_t *op)
 {
@@ -713,8 +692,8 @@ static int uring_issue(struct weft__worker *w, weft_op_t *op)
 	case WEFT_OP_SEND: {
 		ssize_t n;
 		if (p->flags & WEFT__OPF_TRIED)
-			break; /* uring_try_first found no room just now */
-		n = try_send(op);
+			break; /* the first try found no room just now */
+		n = weft__io_send_try(op->fd, op->buf, op->len, op->flags);
 		if (n != -EAGAIN) {
 			weft__io_complete(w, op, n);
 			return 0;
@@ -837,5 +816,4 @@ const struct weft__io_backend weft__io_uring_backend = {
 	.poll = uring_poll,
 	.busy = uring_busy,
 	.owed = uring_owed,
-	.try_first = uring_try_first,
 };
