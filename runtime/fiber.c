@@ -224,12 +224,25 @@ static struct weft__fiber *fiber_new(struct weft__worker *w, struct weft_runtime
 	if (!m)
 		return NULL;
 	f = (struct weft__fiber *)(void *)(m + size - ((sizeof(*f) + 63) & ~(size_t)63));
-	memset(f, 0, sizeof(*f));
+	/* Field by field: a memset or a compound literal of the record
+	 * compiles to `rep stos`, which took 75-100 of the 190 ns of a create
+	 * and completion on the AMD VM this was measured on (bench/fiber
+	 * --what create, batch 32: 190 -> 93 ns). */
+	f->sp = NULL;
+	f->ret_sp = NULL;
 	f->fn = fn;
 	f->arg = arg;
 	f->rt = rt;
+	f->wake = 0;
+	f->pad_ = 0;
+	f->next = NULL;
 	f->map = m;
 	f->map_size = size;
+	f->san = NULL;
+	f->san_ret = NULL;
+	f->asan_fake = NULL;
+	f->asan_ret_bottom = NULL;
+	f->asan_ret_size = 0;
 	lo = (uintptr_t)m + page_size();
 	reserve = (size_t)((uintptr_t)f - lo) / WEFT_STACK_RESERVE_DIV;
 	if (reserve < WEFT_STACK_RESERVE_MIN)
