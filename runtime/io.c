@@ -524,13 +524,12 @@ int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fi
 	p->rt = w->rt;
 	p->waiter = waiter;
 	p->multi = op->opcode == WEFT_OP_ACCEPT_MULTI ? multi_new() : NULL;
-	if (op->opcode == WEFT_OP_SEND && !tried && atom_load_32(&p->state) == WEFT__OP_IDLE &&
-	    !atom_load_32(&w->rt->closing)) {
+	if (op->opcode == WEFT_OP_SEND && !tried && atom_load_32(&p->state) == WEFT__OP_IDLE) {
 		/* Not yet PENDING: no helper or canceller can reach op.  A
-		 * result here spares the lock (shared) and all bookkeeping. */
-		ssize_t res = weft__io_send_try(op->fd, op->buf, op->len, op->flags);
+		 * result here spares the lock (shared) and all bookkeeping.
+		 * While closing it is not tried, and I5 ends it below. */
+		ssize_t res = weft__io_send_first(w, op->fd, op->buf, op->len, op->flags);
 		if (res != -EAGAIN) {
-			WEFT_STAT_INC(w, io_ops);
 			op->result = res;
 			atom_store_32(&p->state, WEFT__OP_DONE);
 			return 1;

@@ -304,11 +304,12 @@ int weft__io_start(struct weft__worker *w, weft_op_t *op, struct weft__fiber *fi
  * or -EAGAIN (no room just now; EWOULDBLOCK too).  Sets errno on failure;
  * touches nothing else.  Any thread. */
 ssize_t weft__io_send_try(int fd, const void *buf, size_t len, int flags);
-/* weft_send's fast path, on w (the calling worker, with an event state):
- * the first try with no op at all, unless the runtime is closing.  Returns
- * the result, or -EAGAIN when the caller must go on with a SEND op (the
- * try found no room: weft__io_start with tried; or the runtime is closing,
- * which then ends it -ECANCELED).  errno is left as it was. */
+/* A SEND's first try on w (the calling worker, with an event state),
+ * counted in its stats, unless the runtime is closing: weft_send's fast
+ * path, with no op at all, and weft__io_start's.  Returns the result, or
+ * -EAGAIN when the caller must go on with a SEND op (the try found no
+ * room: weft__io_start with tried; or the runtime is closing, which then
+ * ends it -ECANCELED).  errno is left as it was. */
 ssize_t weft__io_send_first(struct weft__worker *w, int fd, const void *buf, size_t len, int flags);
 /* Cancel op (pending on w) with reason.  Owner worker. */
 void weft__io_cancel_local(struct weft__worker *w, weft_op_t *op, int reason);
